@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * USDT probes, provider `vfio_uring`. Each probe is a single nop when nobody is attached;
+ * built without sys/sdt.h (or with -Dprobes=disabled) they compile to nothing.
+ *
+ * The probes and their arguments (a stable interface: bpf/ and tools/vfio-uring-stat use it):
+ *
+ *   handshake_sent(channel)                        source, handshake written to the socket
+ *   handshake_accepted(channel, peer_channel_id)   destination, handshake checked
+ *   packet_sent(idstr, instance_id, idx, bytes, channel, wire_bytes)
+ *   packet_received(idstr, instance_id, idx, bytes, channel, wire_bytes, queued)
+ *   packet_written(idstr, instance_id, idx, data_bytes, wait_ns)
+ *   config_loaded(idstr, instance_id, config_len)
+ *   device_done(idstr, instance_id, bytes, elapsed_ns)
+ *   error(side, idstr, instance_id, errno, message)
+ *
+ * bytes = 12-byte VFIO header + data (QEMU's vfio.transferred, and the library's device
+ * counter); wire_bytes = everything the packet put on the channel (276-byte header + bytes);
+ * queued = the device's packets waiting after this one arrived (reorder depth);
+ * wait_ns = time from the packet's arrival to the end of its write; side = "source" or
+ * "destination"; idstr may be "" in error() when no device is concerned.
+ */
+#ifndef VFIO_URING_PROBES_H
+#define VFIO_URING_PROBES_H
+
+#ifdef VU_HAVE_PROBES
+#include <sys/sdt.h>
+#define VU_PROBE(name, ...) STAP_PROBEV(vfio_uring, name, ##__VA_ARGS__)
+#else
+#define VU_PROBE(name, ...) do { } while (0)
+#endif
+
+#endif /* VFIO_URING_PROBES_H */
