@@ -111,6 +111,13 @@ typedef int (*vfio_uring_save_config_fn)(void *opaque, const void **data, size_t
  */
 typedef int (*vfio_uring_load_config_fn)(void *opaque, const void *data, size_t len);
 
+/**
+ * Called once when the device leaves ACTIVE: error 0 when it is DONE, else the negated errno
+ * it FAILED with (a VMM resumes a source device here). The engine may not be re-entered
+ * from this callback.
+ */
+typedef void (*vfio_uring_device_done_fn)(void *opaque, int error);
+
 struct vfio_uring_device_opts {
 	size_t size;                 /**< sizeof(struct vfio_uring_device_opts) */
 	const char *idstr;           /**< device id string, at most 255 bytes */
@@ -119,6 +126,7 @@ struct vfio_uring_device_opts {
 	enum vfio_uring_multifd_mode multifd;
 	vfio_uring_save_config_fn save_config; /**< source; NULL = empty config blob */
 	vfio_uring_load_config_fn load_config; /**< destination; NULL = config blob ignored */
+	vfio_uring_device_done_fn done;        /**< optional */
 	void *opaque;                /**< passed to the callbacks */
 };
 
