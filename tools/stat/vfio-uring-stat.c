@@ -92,6 +92,10 @@ static struct {
 
 static volatile sig_atomic_t stop_signal;
 
+/* Every attached probe, destroyed at exit (the kernel would detach them anyway). */
+static struct bpf_link **links;
+static size_t nlinks;
+
 static void on_signal(int sig)
 {
 	stop_signal = sig;
@@ -337,7 +341,10 @@ static unsigned attach_file(struct vfio_uring_stat_bpf *skel, pid_t pid, const c
 		if (!link)
 			die("cannot attach to probe %s:%s in %s%s: %s", PROVIDER, s->progs[i].name,
 			    file, pid < 0 ? "" : " of the process", strerror(errno));
-		/* The links live until exit; the kernel detaches them then. */
+		links = realloc(links, (nlinks + 1) * sizeof(*links));
+		if (!links)
+			die("out of memory");
+		links[nlinks++] = link;
 		attached++;
 	}
 	return attached;
@@ -902,6 +909,9 @@ int main(int argc, char **argv)
 	report(&cur, &prev, true);
 	free_snapshot(&cur);
 	free_snapshot(&prev);
+	for (size_t i = 0; i < nlinks; i++)
+		bpf_link__destroy(links[i]);
+	free(links);
 	vfio_uring_stat_bpf__destroy(skel);
 	for (unsigned i = 0; i < cfg.ntargets; i++) {
 		if (cfg.targets[i].pidfd >= 0)
