@@ -104,6 +104,7 @@ struct vfio_uring_device {
 	const void *config_blob;
 	size_t config_len;
 	unsigned packets_unsent;     /* packets queued on channels or being sent */
+	struct vu_channel *last_channel; /* where its previous packet went */
 	bool waiting_for_buffer;
 	struct vfio_uring_device *next_waiting;
 
@@ -140,6 +141,7 @@ struct vfio_uring_engine {
 
 	unsigned devices_active;     /* multifd devices not yet DONE or FAILED */
 	unsigned in_flight;          /* operations submitted and not yet completed */
+	unsigned next_channel;       /* source: where the round-robin tie-break starts */
 	unsigned writes_in_flight;   /* destination: data fd writes in flight */
 	unsigned channels_open;      /* destination: channels not closed by the peer */
 	size_t reserve;              /* destination: pool bytes only a device's next packet may use */

@@ -48,19 +48,35 @@ static void channel_kick(struct vu_channel *chan)
 	vu_op_submitted(e, &chan->io, sqe);
 }
 
-static struct vu_channel *least_loaded_channel(struct vfio_uring_engine *e)
+/*
+ * The channel with the fewest bytes outstanding. Sends complete as soon as the data is in
+ * the socket buffer, so ties are common: a tie goes to the device's previous channel (its
+ * packets then stay in order in one stream, which keeps the destination's reordering, and
+ * so its memory, small), otherwise round-robin, so that no socket queue grows deeper than
+ * the others.
+ */
+static struct vu_channel *least_loaded_channel(struct vfio_uring_device *dev)
 {
-	struct vu_channel *best = &e->channels[0];
+	struct vfio_uring_engine *e = dev->engine;
+	struct vu_channel *best = NULL;
 
-	for (unsigned i = 1; i < e->n_channels; i++)
-		if (e->channels[i].outstanding < best->outstanding)
-			best = &e->channels[i];
+	for (unsigned n = 0; n < e->n_channels; n++) {
+		struct vu_channel *chan = &e->channels[(e->next_channel + n) % e->n_channels];
+
+		if (!best || chan->outstanding < best->outstanding)
+			best = chan;
+	}
+	if (dev->last_channel && dev->last_channel->outstanding == best->outstanding)
+		best = dev->last_channel;
+	else
+		e->next_channel = (best->index + 1) % e->n_channels;
+	dev->last_channel = best;
 	return best;
 }
 
 static void queue_packet(struct vfio_uring_device *dev, struct vu_buf *buf)
 {
-	struct vu_channel *chan = least_loaded_channel(dev->engine);
+	struct vu_channel *chan = least_loaded_channel(dev);
 
 	buf->dev = dev;
 	buf->next = NULL;
