@@ -6,6 +6,7 @@
  */
 #include "engine.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -662,9 +663,13 @@ void vfio_uring_engine_destroy(struct vfio_uring_engine *e)
 		vu_engine_fail(e, NULL, NULL, -ECANCELED, "engine destroyed during the transfer");
 	drain(e);
 	release_buffers(e);
-	/* Every buffer must be back: anything else is an accounting bug worth hearing about. */
-	if (vu_pool_destroy(&e->pool) && getenv("VFIO_URING_DEBUG"))
-		fprintf(stderr, "vfio-uring: engine destroyed with buffers unaccounted for\n");
+	/*
+	 * Nothing may be in flight and every buffer must be back: anything else is an accounting
+	 * bug (a buffer the kernel could still write, or a leak). The tests run with asserts on.
+	 */
+	assert(e->in_flight == 0 || !e->started);
+	assert(e->pool.buffers_in_use == 0);
+	vu_pool_destroy(&e->pool);
 	vu_reorder_destroy(&e->reorder);
 	if (e->ring_ready)
 		io_uring_queue_exit(&e->ring);
