@@ -503,6 +503,39 @@ static int status(const struct vfio_uring_engine *e)
 	return 0;
 }
 
+/* Names what the engine waits on, for a timeout message: "channel 2 (receive), ...". */
+static void describe_waits(const struct vfio_uring_engine *e, char *buf, size_t size)
+{
+	static const char *const what[] = {
+		[VU_OP_DEVICE_READ] = "read", [VU_OP_DEVICE_WRITE] = "write",
+		[VU_OP_CHANNEL_SEND] = "send", [VU_OP_CHANNEL_RECV] = "receive",
+	};
+	size_t n = 0;
+	unsigned listed = 0;
+
+	buf[0] = '\0';
+	for (unsigned i = 0; i < e->n_channels && listed < 4; i++) {
+		const struct vu_channel *chan = &e->channels[i];
+
+		if (chan->io.in_flight || chan->recv_state == VU_RECV_PARKED)
+			n += (size_t)snprintf(buf + n, n < size ? size - n : 0, "%schannel %u (%s)",
+					      listed++ ? ", " : "", i,
+					      chan->io.in_flight ? what[chan->io.kind] : "parked");
+	}
+	for (unsigned i = 0; i < e->n_devices && listed < 4; i++) {
+		const struct vfio_uring_device *dev = e->devices[i];
+
+		if (dev->io.in_flight)
+			n += (size_t)snprintf(buf + n, n < size ? size - n : 0, "%sdevice %.64s/%u (%s)",
+					      listed++ ? ", " : "", dev->idstr, dev->instance_id,
+					      what[dev->io.kind]);
+	}
+	if (!listed)
+		snprintf(buf, size, "nothing (%u operations in flight)", e->in_flight);
+	else if (e->in_flight > listed)
+		snprintf(buf + n, n < size ? size - n : 0, " and %u more", e->in_flight - listed);
+}
+
 static void check_progress(struct vfio_uring_engine *e, uint64_t now)
 {
 	uint64_t limit = (uint64_t)e->opts.progress_timeout_ms * 1000000u;
@@ -511,9 +544,13 @@ static void check_progress(struct vfio_uring_engine *e, uint64_t now)
 		return;
 	if (e->opts.side == VFIO_URING_DESTINATION && !e->switchover)
 		return;
-	if (now - e->last_progress_ns >= limit)
-		vu_engine_fail(e, NULL, NULL, -ETIMEDOUT, "no progress for %u ms (%u operations in flight)",
-			       e->opts.progress_timeout_ms, e->in_flight);
+	if (now - e->last_progress_ns >= limit) {
+		char waits[VU_MESSAGE_SIZE / 2];
+
+		describe_waits(e, waits, sizeof(waits));
+		vu_engine_fail(e, NULL, NULL, -ETIMEDOUT, "no progress for %u ms, waiting on %s",
+			       e->opts.progress_timeout_ms, waits);
+	}
 }
 
 int vfio_uring_engine_process(struct vfio_uring_engine *e)
