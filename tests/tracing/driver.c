@@ -28,6 +28,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "vfio-uring.h"
@@ -129,7 +130,8 @@ static void print_json_string(FILE *f, const char *s)
 }
 
 /* One side's counters, as a JSON object. */
-static void print_side(FILE *f, struct vfio_uring_engine *e, const char *side)
+static void print_side(FILE *f, struct vfio_uring_engine *e, const char *side,
+		       uint64_t elapsed_ns)
 {
 	struct vfio_uring_engine_stats st;
 	int err;
@@ -137,9 +139,9 @@ static void print_side(FILE *f, struct vfio_uring_engine *e, const char *side)
 	err = vfio_uring_engine_get_stats(e, &st);
 	if (err)
 		fail(side, "vfio_uring_engine_get_stats", err);
-	fprintf(f, "{\"pid\":%d,\"bytes\":%" PRIu64 ",\"packets\":%" PRIu64
-		",\"wire_bytes\":%" PRIu64 ",\"devices\":[", getpid(), st.bytes, st.packets,
-		st.wire_bytes);
+	fprintf(f, "{\"pid\":%d,\"elapsed_ns\":%" PRIu64 ",\"bytes\":%" PRIu64
+		",\"packets\":%" PRIu64 ",\"wire_bytes\":%" PRIu64 ",\"devices\":[", getpid(),
+		elapsed_ns, st.bytes, st.packets, st.wire_bytes);
 	for (unsigned i = 0; i < w.ndevices; i++) {
 		struct vfio_uring_device_status ds;
 
@@ -206,9 +208,19 @@ static struct vfio_uring_engine *setup_engine(enum vfio_uring_side side)
 	return e;
 }
 
-static void run_engine(struct vfio_uring_engine *e, const char *name)
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+/* Runs the migration; returns how long it took (start to done), for the curious. */
+static uint64_t run_engine(struct vfio_uring_engine *e, const char *name)
 {
 	const char *msg = NULL;
+	uint64_t t0 = now_ns();
 	int err = vfio_uring_engine_start(e);
 
 	if (err)
@@ -225,6 +237,7 @@ static void run_engine(struct vfio_uring_engine *e, const char *name)
 			strerror(-err), msg ? msg : "");
 		exit(1);
 	}
+	return now_ns() - t0;
 }
 
 /* Destination: the data fds hold exactly what the source had, and the configs arrived. */
@@ -298,7 +311,7 @@ static void parse_args(int argc, char **argv)
 int main(int argc, char **argv)
 {
 	int go[2], result[2], status;
-	uint64_t total = 0, total_packets = 0;
+	uint64_t total = 0, total_packets = 0, elapsed;
 	struct vfio_uring_engine *e;
 	char line[64], *json = NULL;
 	size_t json_len = 0;
@@ -346,11 +359,11 @@ int main(int argc, char **argv)
 		e = setup_engine(VFIO_URING_SOURCE);
 		if (read(go[0], &c, 1) != 1)
 			exit(1); /* the destination gave up */
-		run_engine(e, "source");
+		elapsed = run_engine(e, "source");
 		out = fdopen(result[1], "w");
 		if (!out)
 			fail("source", "fdopen", errno);
-		print_side(out, e, "source");
+		print_side(out, e, "source", elapsed);
 		fclose(out);
 		vfio_uring_engine_destroy(e);
 		exit(0);
@@ -372,7 +385,7 @@ int main(int argc, char **argv)
 	if (write(go[1], "g", 1) != 1)
 		fail("destination", "starting the source", errno);
 	close(go[1]);
-	run_engine(e, "destination");
+	elapsed = run_engine(e, "destination");
 	check_data();
 
 	/* the source's counters, then its exit status */
@@ -398,7 +411,7 @@ int main(int argc, char **argv)
 	}
 
 	printf("{\"source\":%s,\"destination\":", json_len ? json : "null");
-	print_side(stdout, e, "destination");
+	print_side(stdout, e, "destination", elapsed);
 	printf(",\"expected\":{\"devices\":[");
 	for (unsigned i = 0; i < w.ndevices; i++) {
 		uint64_t packets, bytes = expected_bytes(&w.devices[i], &packets);
