@@ -13,9 +13,12 @@
  * vfio_uring_engine_get_channel_stats) and the bytes the workload must produce:
  *     per data packet 12 (VFIO header) + chunk; config packet 12 + 8 + config + 8.
  *
- * usage: tracing-driver [-d DEVICES] [-c CHANNELS] [-s BYTES] [-k CHUNK] [-n]
+ * usage: tracing-driver [-d DEVICES] [-c CHANNELS] [-s BYTES] [-k CHUNK] [-n] [-F]
  *   -s is device 0's size; device i has i * 4099 bytes more (so the last chunks differ);
- *   -n starts at once, without waiting for stdin.
+ *   -n starts at once, without waiting for stdin;
+ *   -F the destination's load_config of the last device fails with -EBADMSG: the driver
+ *      then prints {"failed":{pid, error, message, idstr, instance_id}} and exits 0 if
+ *      the destination failed with exactly that.
  * Exit: 0 when the migration worked and the data and counters are right, 1 otherwise.
  */
 #include <errno.h>
@@ -54,6 +57,7 @@ static struct {
 	uint64_t size;
 	size_t chunk;
 	bool wait_go;
+	bool fail_config;
 	struct device devices[MAX_DEVICES];
 	int src_socks[MAX_CHANNELS], dst_socks[MAX_CHANNELS];
 } w = { .ndevices = 3, .nchannels = 4, .size = 8u << 20, .chunk = 1u << 20, .wait_go = true };
@@ -112,6 +116,8 @@ static int load_config(void *opaque, const void *data, size_t len)
 {
 	struct device *d = opaque;
 
+	if (w.fail_config && d == &w.devices[w.ndevices - 1])
+		return -EBADMSG;
 	if (len != d->config_len || memcmp(data, d->config, len))
 		return -EBADMSG;
 	d->config_loaded = len + 1;
@@ -231,6 +237,8 @@ static uint64_t run_engine(struct vfio_uring_engine *e, const char *name)
 			fail(name, "vfio_uring_engine_switchover_start", err);
 	}
 	err = vfio_uring_engine_run(e, -1);
+	if (err && w.fail_config)
+		return 0; /* the caller checks the error */
 	if (err) {
 		vfio_uring_engine_error(e, &msg);
 		fprintf(stderr, "tracing-driver %s: migration failed: %s (%s)\n", name,
@@ -277,7 +285,7 @@ static void parse_args(int argc, char **argv)
 {
 	int c;
 
-	while ((c = getopt(argc, argv, "d:c:s:k:n")) != -1) {
+	while ((c = getopt(argc, argv, "d:c:s:k:nF")) != -1) {
 		switch (c) {
 		case 'd':
 			w.ndevices = strtoul(optarg, NULL, 0);
@@ -294,9 +302,12 @@ static void parse_args(int argc, char **argv)
 		case 'n':
 			w.wait_go = false;
 			break;
+		case 'F':
+			w.fail_config = true;
+			break;
 		default:
 			fprintf(stderr, "usage: tracing-driver [-d DEVICES] [-c CHANNELS] [-s BYTES] "
-				"[-k CHUNK] [-n]\n");
+				"[-k CHUNK] [-n] [-F]\n");
 			exit(2);
 		}
 	}
@@ -386,6 +397,18 @@ int main(int argc, char **argv)
 		fail("destination", "starting the source", errno);
 	close(go[1]);
 	elapsed = run_engine(e, "destination");
+	if (w.fail_config) {
+		struct device *d = &w.devices[w.ndevices - 1];
+		const char *msg = "";
+		int err = vfio_uring_engine_error(e, &msg);
+
+		waitpid(child, &status, 0); /* the source may fail too: not our subject */
+		printf("{\"failed\":{\"pid\":%d,\"error\":%d,\"message\":", getpid(), err);
+		print_json_string(stdout, msg ? msg : "");
+		printf(",\"idstr\":\"%s\",\"instance_id\":%u}}\n", d->idstr, d->instance_id);
+		vfio_uring_engine_destroy(e);
+		return err == -EBADMSG ? 0 : 1;
+	}
 	check_data();
 
 	/* the source's counters, then its exit status */

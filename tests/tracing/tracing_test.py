@@ -15,6 +15,8 @@ usage: tracing_test.py MODE --driver PATH [--stat PATH] [--bpf-dir DIR] [--probe
         bpftrace   bpftrace vfio-uring-bytes.bt, -reorder.bt and -latency.bt on FILE
                    (every process: both sides at once)
         bpftrace-pid  bpftrace -p DESTINATION and -p SOURCE vfio-uring-bytes.bt
+        stat-failure  a destination device fails (load_config): vfio-uring-stat shows it
+                   failed with the library's errno and message (the error probe)
         errors     vfio-uring-stat's messages: no such process, no probes, not root
 """
 import argparse
@@ -255,6 +257,30 @@ def run_stat(a, tmp, binary_mode):
     check_stat_extras(final, r)
 
 
+def run_stat_failure(a, tmp):
+    drv = Driver(a.driver, tmp, ["-F", "-s", str(3 << 20)])
+    out, err = os.path.join(tmp, "stat.out"), os.path.join(tmp, "stat.err")
+    st = start([a.stat, "--json", "-q", "-p", str(drv.dst)], stdout=open(out, "w"),
+               stderr=open(err, "w"))
+    stat_watching(st, err)
+    r = drv.go()["failed"]
+    rc = wait_exit(st, "vfio-uring-stat")
+    if rc != 0:
+        fail(f"vfio-uring-stat exited with {rc}: {read(err).strip()}")
+    final, devices, channels, totals = parse_stat(out)
+    dev = [d for d in final["devices"] if d["pid"] == r["pid"] and
+           d["idstr"] == r["idstr"] and d["instance_id"] == r["instance_id"]]
+    if len(dev) != 1 or dev[0]["side"] != "destination" or dev[0]["state"] != "failed" or \
+            dev[0]["error"] != r["error"]:
+        fail(f"vfio-uring-stat: expected {r['idstr']} failed with {r['error']}; got {dev}")
+    errs = [e for e in final["errors"] if e["pid"] == r["pid"]]
+    if len(errs) != 1 or errs[0]["side"] != "destination" or errs[0]["error"] != r["error"] \
+            or errs[0]["count"] != 1 or not r["message"].startswith(errs[0]["message"]):
+        fail(f"vfio-uring-stat: expected one destination error {r['error']} "
+             f"{r['message']!r}; got {errs}")
+    print(f"ok: vfio-uring-stat: {r['idstr']} failed with {r['error']}: {errs[0]['message']}")
+
+
 # ---- bpftrace -----------------------------------------------------------------------------
 
 def probe_sites(path, names):
@@ -437,8 +463,8 @@ def run_errors(a, tmp):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=["stat", "stat-binary", "bpftrace", "bpftrace-pid",
-                                     "errors"])
+    ap.add_argument("mode", choices=["stat", "stat-binary", "stat-failure", "bpftrace",
+                                     "bpftrace-pid", "errors"])
     ap.add_argument("--driver")
     ap.add_argument("--stat")
     ap.add_argument("--bpf-dir")
@@ -451,7 +477,7 @@ def main():
         skip("the library was built without USDT probes (no sys/sdt.h, or -Dprobes=disabled)")
     if not os.path.exists("/sys/kernel/btf/vmlinux") and not os.path.exists("/sys/fs/bpf"):
         skip("this kernel shows no BPF support (/sys/kernel/btf/vmlinux, /sys/fs/bpf)")
-    if a.mode in ("stat", "stat-binary", "errors") and not a.stat:
+    if (a.mode.startswith("stat") or a.mode == "errors") and not a.stat:
         skip("vfio-uring-stat was not built (-Dbpf=disabled, or clang/bpftool/libbpf/libelf "
              "or the kernel's BTF missing)")
     if a.mode.startswith("bpftrace"):
@@ -463,6 +489,7 @@ def main():
         try:
             {"stat": lambda: run_stat(a, tmp, False),
              "stat-binary": lambda: run_stat(a, tmp, True),
+             "stat-failure": lambda: run_stat_failure(a, tmp),
              "bpftrace": lambda: run_bpftrace(a, tmp),
              "bpftrace-pid": lambda: run_bpftrace_pid(a, tmp),
              "errors": lambda: run_errors(a, tmp)}[a.mode]()
