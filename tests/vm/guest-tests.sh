@@ -8,4 +8,4 @@ run() {
 }
 [ -x /tests/guest-vfio ] && run guest-vfio guest-vfio $A $B
 [ -x /tests/guest-migrate ] && run guest-migrate guest-migrate $A $B
-[ -x /tests/guest-tool.sh ] && run guest-tool sh /tests/guest-tool.sh $A $B $C $D
+[ -e /tests/guest-tool.sh ] && run guest-tool sh /tests/guest-tool.sh $A $B $C $D

@@ -2,6 +2,7 @@
 /*
  * Runs inside the test guest: the VFIO device module alone (no engine) against two real
  * mtty devices. Usage: guest-vfio UUID_A UUID_B
+ * Helpers for shell tests: guest-vfio fill|check UUID SEED, guest-vfio clear|state UUID
  */
 #include <fcntl.h>
 #include <stdlib.h>
@@ -180,6 +181,33 @@ static int test_garbage_rejected(char *why, size_t len)
 	return 0;
 }
 
+/* Shell helpers: prints what it did; exit 0 ok, 1 mismatch/failure. */
+static int helper(int argc, char **argv)
+{
+	struct vfio_uring_vfio *dev;
+	char why[512] = "";
+	unsigned seed = argc > 3 ? (unsigned)atoi(argv[3]) : 0;
+	int rc = 0;
+
+	if (guest_open(argv[2], &dev) < 0)
+		return 1;
+	int fd = vfio_uring_vfio_device_fd(dev);
+	if (!strcmp(argv[1], "fill")) {
+		rc = mtty_fill(fd, seed) == 0 ? 0 : 1;
+	} else if (!strcmp(argv[1], "clear")) {
+		rc = mtty_clear(fd) == 0 ? 0 : 1;
+	} else if (!strcmp(argv[1], "check")) {
+		rc = mtty_check(fd, seed, why, sizeof(why));
+		printf("%s: pattern %u %s%s\n", argv[2], seed, rc ? "MISMATCH: " : "ok", why);
+	} else {
+		enum vfio_uring_vfio_state st;
+		rc = vfio_uring_vfio_get_state(dev, &st) == 0 ? 0 : 1;
+		printf("%s\n", rc ? "?" : vfio_uring_vfio_state_name(st));
+	}
+	guest_close_all();
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct {
@@ -194,6 +222,9 @@ int main(int argc, char **argv)
 	};
 	char why[512];
 
+	if (argc >= 3 && (!strcmp(argv[1], "fill") || !strcmp(argv[1], "check") ||
+			  !strcmp(argv[1], "clear") || !strcmp(argv[1], "state")))
+		return helper(argc, argv);
 	if (argc != 3) {
 		fprintf(stderr, "usage: %s UUID_A UUID_B\n", argv[0]);
 		return 2;
