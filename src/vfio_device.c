@@ -548,6 +548,9 @@ VFIO_URING_API int vfio_uring_vfio_set_state(struct vfio_uring_vfio *dev,
 				dev->name, strerror(-ret));
 			return ret;
 		}
+		/* kept even on success: the caller should know the device lost its state */
+		set_msg(dev, "%s: device was in ERROR; reset to RUNNING before moving to %s",
+			dev->name, vfio_uring_vfio_state_name(target));
 		cur = S_RUN;
 	}
 	while (cur != target) {
