@@ -44,3 +44,5 @@ dpkg-deb --fsys-tarfile linux-source-6.12_*.deb |
 	xz -dc | tar -x -C "$cache/src" --strip-components=3 linux-source-6.12/samples/vfio-mdev/mtty.c
 [ -s "$cache/src/mtty.c" ] || { echo "fetch-kernel: mtty.c not found" >&2; exit 1; }
 touch "$stamp"
+# Everything needed is unpacked: drop the .debs (about 280 MB).
+rm -f "$cache"/debs/*.deb
