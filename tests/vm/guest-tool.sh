@@ -7,9 +7,9 @@ result() { echo "VU-TEST $1 $2${3:+ $3}"; }
 
 run_pair() { # name dst_args -- src_args
 	name=$1; dargs=$2; sargs=$3
-	$tool --listen 127.0.0.1:7777 -c 2 -q $dargs > /tmp/$name.dst 2>&1 &
+	$tool --listen 127.0.0.1:7777 -c 2 $dargs > /tmp/$name.dst 2>&1 &
 	dpid=$!
-	$tool --connect 127.0.0.1:7777 -c 2 -q $sargs > /tmp/$name.src 2>&1
+	$tool --connect 127.0.0.1:7777 -c 2 $sargs > /tmp/$name.src 2>&1
 	src_rc=$?
 	wait $dpid
 	dst_rc=$?
@@ -31,6 +31,8 @@ cmp /tmp/cfg.in /tmp/cfg.out || { ok=0; why="$why config"; }
 [ "$(guest-vfio state $C)" = RUNNING ] || { ok=0; why="$why C-not-RUNNING"; }
 grep -q 'save summary: OK' /tmp/tool.src || { ok=0; why="$why no-source-summary"; }
 grep -q 'load summary: OK' /tmp/tool.dst || { ok=0; why="$why no-destination-summary"; }
+# progress against MIG_DATA_SIZE (2 x 96 bytes for mtty-2 devices)
+grep -q 'progress: 192 / 192 bytes (100% of MIG_DATA_SIZE)' /tmp/tool.src || { ok=0; why="$why no-progress"; }
 [ $ok = 1 ] && result tool-migrate-2-devices PASS || result tool-migrate-2-devices FAIL "$why"
 
 # 2. the destination fails (another migration UUID): both exit 1, the source devices resume.

@@ -135,7 +135,55 @@ static int resolve(const char *addr, bool passive, struct addrinfo **res)
 		host[hl] = '\0';
 		snprintf(port, sizeof(port), "%s", colon + 1);
 	}
+#ifdef VFIO_URING_MIGRATE_NUMERIC_ONLY
+	/* Static builds (the test guest): glibc's getaddrinfo needs NSS modules at run time, so
+	 * take numeric addresses only and build the one result ourselves. */
+	struct {
+		struct addrinfo ai;
+		struct sockaddr_storage ss;
+	} *r = calloc(1, sizeof(*r));
+	char *end;
+	unsigned long pnum = strtoul(port, &end, 10);
+	if (!r)
+		return EAI_MEMORY;
+	if (*end || pnum > 65535) {
+		free(r);
+		return EAI_SERVICE;
+	}
+	struct sockaddr_in *sin = (struct sockaddr_in *)&r->ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&r->ss;
+	if (!*host || inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)pnum);
+		if (!*host)
+			sin->sin_addr.s_addr = htonl(passive ? INADDR_ANY : INADDR_LOOPBACK);
+		r->ai.ai_addrlen = sizeof(*sin);
+	} else if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)pnum);
+		r->ai.ai_addrlen = sizeof(*sin6);
+	} else {
+		free(r);
+		return EAI_NONAME;
+	}
+	r->ai.ai_family = r->ss.ss_family;
+	r->ai.ai_socktype = SOCK_STREAM;
+	r->ai.ai_addr = (struct sockaddr *)&r->ss;
+	(void)hints;
+	*res = &r->ai;
+	return 0;
+#else
 	return getaddrinfo(*host ? host : NULL, port, &hints, res);
+#endif
+}
+
+static void free_resolved(struct addrinfo *res)
+{
+#ifdef VFIO_URING_MIGRATE_NUMERIC_ONLY
+	free(res); /* the addrinfo is the first member of the block resolve() allocated */
+#else
+	freeaddrinfo(res);
+#endif
 }
 
 static int connect_channels(const struct options *o, int *socks)
@@ -168,13 +216,13 @@ static int connect_channels(const struct options *o, int *socks)
 		if (socks[i] < 0) {
 			fprintf(stderr, "vfio-uring-migrate: channel %u: connect to %s: %s\n", i, o->addr,
 				strerror(err));
-			freeaddrinfo(res);
+			free_resolved(res);
 			return -err;
 		}
 		int one = 1;
 		setsockopt(socks[i], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	}
-	freeaddrinfo(res);
+	free_resolved(res);
 	return 0;
 }
 
@@ -199,7 +247,7 @@ static int accept_channels(const struct options *o, int *socks)
 			close(fd);
 		}
 	}
-	freeaddrinfo(res);
+	free_resolved(res);
 	if (lfd < 0) {
 		fprintf(stderr, "vfio-uring-migrate: listen on %s: %s\n", o->addr, strerror(err));
 		return -err;
@@ -425,6 +473,7 @@ static void summary(struct vfio_uring_engine *engine, struct device *devs, unsig
 		printf("  %-40s %-10s %10llu %10llu %8llu  %s\n", d->name, state,
 		       (unsigned long long)st.data_bytes, (unsigned long long)d->data_size,
 		       (unsigned long long)st.packets,
+		       !d->vfio && !d->outcome ? "not opened" :
 		       d->outcome == 0 ? "ok" : d->msg && *d->msg ? d->msg : strerror(-d->outcome));
 		if (o->listen && d->dev && d->outcome == 0)
 			printf("  %-40s config blob %zu bytes\n", "", d->config_len);
@@ -437,24 +486,34 @@ static void summary(struct vfio_uring_engine *engine, struct device *devs, unsig
 	fflush(stdout);
 }
 
-static int open_devices(struct device *devs, unsigned ndev)
+static int open_devices(struct device *devs, unsigned ndev, char *why, size_t why_len)
 {
 	for (unsigned i = 0; i < ndev; i++) {
 		struct device *d = &devs[i];
 		const char *at = strrchr(d->spec, '@');
 		size_t nl = at ? (size_t)(at - d->spec) : strlen(d->spec);
 		if (nl >= sizeof(d->name)) {
-			fprintf(stderr, "vfio-uring-migrate: device name too long: %s\n", d->spec);
+			snprintf(why, why_len, "device name too long: %s", d->spec);
 			return -EINVAL;
 		}
 		memcpy(d->name, d->spec, nl);
 		d->name[nl] = '\0';
 		d->group = at ? atoi(at + 1) : -1;
-		int ret = vfio_uring_vfio_open_group(d->group, d->name, &d->vfio);
+	}
+	for (unsigned i = 0; i < ndev; i++) {
+		struct device *d = &devs[i];
+		int group = d->group >= 0 ? d->group : vfio_uring_vfio_find_group(d->name);
+		if (group < 0) {
+			snprintf(why, why_len, "%s: no IOMMU group in /sys/bus/{mdev,pci}/devices: %s",
+				 d->name, strerror(-group));
+			d->outcome = group;
+			return group;
+		}
+		int ret = vfio_uring_vfio_open_group(group, d->name, &d->vfio);
 		if (ret < 0) {
-			fprintf(stderr, "vfio-uring-migrate: %s: cannot open (group %d): %s\n", d->name,
-				d->group < 0 ? vfio_uring_vfio_find_group(d->name) : d->group,
-				strerror(-ret));
+			snprintf(why, why_len, "%s: cannot open through /dev/vfio/%d: %s", d->name, group,
+				 strerror(-ret));
+			d->outcome = ret;
 			return ret;
 		}
 		uint64_t flags = 0;
@@ -497,7 +556,7 @@ static int migrate(struct options *o, struct device *devs, unsigned ndev)
 
 	for (unsigned i = 0; i < o->channels; i++)
 		socks[i] = -1;
-	result = open_devices(devs, ndev);
+	result = open_devices(devs, ndev, why, sizeof(why));
 	if (result < 0)
 		goto out;
 	result = o->listen ? accept_channels(o, socks) : connect_channels(o, socks);
