@@ -67,7 +67,8 @@ static struct vu_channel *least_loaded_channel(struct vfio_uring_device *dev)
 		if (!best || chan->outstanding < best->outstanding)
 			best = chan;
 	}
-	if (dev->last_channel && dev->last_channel->outstanding == best->outstanding)
+	if (dev->last_channel &&
+	    dev->last_channel->outstanding <= best->outstanding + VU_WIRE_PACKET_OVERHEAD + e->opts.chunk_size)
 		best = dev->last_channel;
 	else
 		e->next_channel = (best->index + 1) % e->n_channels;
