@@ -27,6 +27,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +70,11 @@ struct err_entry {
 	struct vus_err_key key;
 	struct vus_err_val val;
 };
+
+/* read_map() stores each value right after its key. */
+_Static_assert(offsetof(struct dev_entry, val) == sizeof(struct vus_dev_key), "dev_entry");
+_Static_assert(offsetof(struct chan_entry, val) == sizeof(struct vus_chan_key), "chan_entry");
+_Static_assert(offsetof(struct err_entry, val) == sizeof(struct vus_err_key), "err_entry");
 
 struct snapshot {
 	struct dev_entry *devs;
@@ -436,8 +442,8 @@ static int cmp_err(const void *a, const void *b)
 }
 
 /* Copies a hash map into an array of (key, value) entries, sorted. */
-static void *read_map(int fd, size_t key_size, size_t val_size, size_t entry_size,
-		      size_t max, size_t *count, int (*cmp)(const void *, const void *))
+static void *read_map(int fd, size_t key_size, size_t entry_size, size_t max, size_t *count,
+		      int (*cmp)(const void *, const void *))
 {
 	char *entries = calloc(max, entry_size), *key = NULL, next[sizeof(struct vus_dev_key)];
 	size_t n = 0;
@@ -453,7 +459,6 @@ static void *read_map(int fd, size_t key_size, size_t val_size, size_t entry_siz
 		if (bpf_map_lookup_elem(fd, e, e + key_size) == 0)
 			n++;
 	}
-	(void)val_size;
 	qsort(entries, n, entry_size, cmp);
 	*count = n;
 	return entries;
@@ -463,14 +468,11 @@ static void take_snapshot(struct vfio_uring_stat_bpf *skel, struct snapshot *s)
 {
 	s->t = now_s();
 	s->devs = read_map(bpf_map__fd(skel->maps.devices), sizeof(struct vus_dev_key),
-			   sizeof(struct vus_dev_val), sizeof(struct dev_entry), VUS_MAX_DEVICES,
-			   &s->ndevs, cmp_dev);
+			   sizeof(struct dev_entry), VUS_MAX_DEVICES, &s->ndevs, cmp_dev);
 	s->chans = read_map(bpf_map__fd(skel->maps.channels), sizeof(struct vus_chan_key),
-			    sizeof(struct vus_chan_val), sizeof(struct chan_entry),
-			    VUS_MAX_CHANNELS, &s->nchans, cmp_chan);
+			    sizeof(struct chan_entry), VUS_MAX_CHANNELS, &s->nchans, cmp_chan);
 	s->errs = read_map(bpf_map__fd(skel->maps.errors), sizeof(struct vus_err_key),
-			   sizeof(struct vus_err_val), sizeof(struct err_entry), 1024, &s->nerrs,
-			   cmp_err);
+			   sizeof(struct err_entry), 1024, &s->nerrs, cmp_err);
 }
 
 static void free_snapshot(struct snapshot *s)
