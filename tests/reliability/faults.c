@@ -1,0 +1,574 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Faults during a transfer, with real fds, sockets and processes: a source data fd that fails
+ * reads, a destination data fd that fails writes (/dev/full), a peer killed with SIGKILL at
+ * random points, sockets shut down mid-packet, stalled peers hitting the progress timeout,
+ * and the caller cancelling or destroying mid-transfer. After each: the expected error, no
+ * destination device DONE without all its bytes and config, the source fds moved no further
+ * than what was read, no fd leak, a clean destroy, and a new migration in the same process.
+ *
+ * Usage: faults CASE. RL_SEED=n changes the random kill points (printed).
+ */
+#include "hostile.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define BIG (4u << 20) /* device size when a transfer must still be running at the fault */
+#define KILL_ROUNDS 10
+
+static uint32_t rng_state = 20261126;
+
+static uint32_t rng(void)
+{
+	rng_state = rng_state * 1664525u + 1013904223u;
+	return rng_state >> 8;
+}
+
+static void check_one_of(int err, const int *allowed, int n, const char *what)
+{
+	for (int i = 0; i < n; i++)
+		if (err == allowed[i])
+			return;
+	RL_CHECK(0, "%s: error %d (%s) is not one of the expected", what, err, strerror(-err));
+}
+
+/* The source side's view after its peer failed: some errno from the socket. */
+static const int peer_gone[] = { -EPIPE, -ECONNRESET, -ENOTCONN, -ESHUTDOWN };
+/* The destination's view after its source failed. */
+static const int source_gone[] = { -ECONNRESET, -ENOLINK };
+
+static void check_source_failed_cleanly(struct rl_mig *m)
+{
+	for (int i = 0; i < m->ndev; i++) {
+		struct vfio_uring_device_status st;
+
+		vfio_uring_device_get_status(m->d[i].src, &st);
+		RL_CHECK(m->d[i].src_done_calls <= 1, "source device %s: done called %d times",
+			 m->d[i].idstr, m->d[i].src_done_calls);
+		if (st.state == VFIO_URING_DEVICE_FAILED)
+			RL_CHECK(st.error < 0 && m->d[i].src_done_calls == 1 &&
+					 m->d[i].src_done_error == st.error,
+				 "source device %s FAILED %d, done calls %d error %d", m->d[i].idstr,
+				 st.error, m->d[i].src_done_calls, m->d[i].src_done_error);
+	}
+	rl_mig_check_source_untouched(m);
+}
+
+/* ---- data fd errors ----------------------------------------------------------------- */
+
+static void source_read_error_at_start(void)
+{
+	int dir = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	struct rl_mig_opts o = { .devices = 2, .dev_size = BIG, .src_fd = { dir } };
+	struct rl_mig m;
+	struct vfio_uring_device_status st;
+	int ret = rl_mig_init(&m, &o);
+
+	RL_CHECK(ret == 0, "setup %d", ret);
+	if (ret == 0) {
+		rl_mig_run(&m, 20000);
+		RL_CHECK(m.src_rc == -EISDIR, "source result %d", m.src_rc);
+		rl_check_error(m.src, -EISDIR, m.d[0].idstr, NULL);
+		vfio_uring_device_get_status(m.d[0].src, &st);
+		RL_CHECK(st.state == VFIO_URING_DEVICE_FAILED && st.error == -EISDIR,
+			 "device state %d error %d", st.state, st.error);
+		RL_CHECK(m.d[0].src_done_calls == 1 && m.d[0].src_done_error == -EISDIR,
+			 "done callback %d calls error %d", m.d[0].src_done_calls,
+			 m.d[0].src_done_error);
+		check_source_failed_cleanly(&m);
+		RL_CHECK(m.dst_rc < 0, "destination result %d", m.dst_rc);
+		rl_mig_check_dest_consistent(&m);
+	}
+	rl_mig_fini(&m);
+	close(dir);
+	rl_check_fresh_migration();
+}
+
+/*
+ * /proc/self/mem positioned 3 pages before an unmapped page: the first read returns those
+ * 12 KiB (a short read), the next fails with EIO, a real error in the middle of a stream.
+ */
+static void source_read_error_mid(void)
+{
+	long pg = sysconf(_SC_PAGESIZE);
+	uint8_t *map = mmap(NULL, (size_t)pg * 4, PROT_READ | PROT_WRITE,
+			    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	int fd = open("/proc/self/mem", O_RDONLY | O_CLOEXEC);
+	struct rl_mig_opts o = { .devices = 2, .dev_size = BIG };
+	struct rl_mig m;
+	struct vfio_uring_device_status st;
+	int ret;
+
+	if (map == MAP_FAILED || fd < 0) {
+		printf("SKIP: no /proc/self/mem\n");
+		exit(RL_SKIP);
+	}
+	memset(map, 0x5a, (size_t)pg * 3);
+	munmap(map + pg * 3, (size_t)pg);
+	lseek(fd, (off_t)(uintptr_t)map, SEEK_SET);
+	o.src_fd[1] = fd;
+	ret = rl_mig_init(&m, &o);
+	RL_CHECK(ret == 0, "setup %d", ret);
+	if (ret == 0) {
+		rl_mig_run(&m, 20000);
+		RL_CHECK(m.src_rc == -EIO, "source result %d", m.src_rc);
+		rl_check_error(m.src, -EIO, m.d[1].idstr, NULL);
+		vfio_uring_device_get_status(m.d[1].src, &st);
+		printf("device read %llu bytes before EIO\n", (unsigned long long)st.data_bytes);
+		RL_CHECK(st.state == VFIO_URING_DEVICE_FAILED && st.error == -EIO,
+			 "device state %d error %d", st.state, st.error);
+		check_source_failed_cleanly(&m);
+		RL_CHECK(m.dst_rc < 0, "destination result %d", m.dst_rc);
+		/* the destination compares with the mapping's bytes only for a prefix: skip */
+		for (int i = 0; i < m.ndev; i++) {
+			vfio_uring_device_get_status(m.d[i].dst, &st);
+			RL_CHECK(st.state != VFIO_URING_DEVICE_DONE || i == 0,
+				 "destination device %d DONE", i);
+		}
+	}
+	rl_mig_fini(&m);
+	close(fd);
+	munmap(map, (size_t)pg * 3);
+	rl_check_fresh_migration();
+}
+
+static void dest_enospc(void)
+{
+	int full = open("/dev/full", O_WRONLY | O_CLOEXEC);
+	struct rl_mig_opts o = { .devices = 2, .dev_size = BIG, .dst_fd = { full } };
+	struct rl_mig m;
+	struct vfio_uring_device_status st;
+	int ret;
+
+	if (full < 0) {
+		printf("SKIP: no /dev/full\n");
+		exit(RL_SKIP);
+	}
+	ret = rl_mig_init(&m, &o);
+	RL_CHECK(ret == 0, "setup %d", ret);
+	if (ret == 0) {
+		rl_mig_run(&m, 20000);
+		RL_CHECK(m.dst_rc == -ENOSPC, "destination result %d", m.dst_rc);
+		rl_check_error(m.dst, -ENOSPC, m.d[0].idstr, NULL);
+		vfio_uring_device_get_status(m.d[0].dst, &st);
+		RL_CHECK(st.state == VFIO_URING_DEVICE_FAILED && st.error == -ENOSPC,
+			 "device state %d error %d", st.state, st.error);
+		RL_CHECK(m.d[0].config_calls == 0, "config loaded");
+		RL_CHECK(m.src_rc < 0, "source result %d", m.src_rc);
+		check_source_failed_cleanly(&m);
+		vfio_uring_device_get_status(m.d[1].dst, &st);
+		RL_CHECK(st.state != VFIO_URING_DEVICE_DONE || m.d[1].config_ok,
+			 "device 1 DONE without its config");
+	}
+	rl_mig_fini(&m);
+	close(full);
+	rl_check_fresh_migration();
+}
+
+static void dest_load_config_error(void)
+{
+	struct rl_mig_opts o = { .devices = 2, .dev_size = 100000 };
+	struct rl_mig m;
+	struct vfio_uring_device_status st;
+	int ret = rl_mig_init(&m, &o);
+
+	RL_CHECK(ret == 0, "setup %d", ret);
+	if (ret == 0) {
+		m.d[1].config_ret = -EIO;
+		rl_mig_run(&m, 20000);
+		RL_CHECK(m.dst_rc == -EIO, "destination result %d", m.dst_rc);
+		rl_check_error(m.dst, -EIO, m.d[1].idstr, NULL);
+		vfio_uring_device_get_status(m.d[1].dst, &st);
+		RL_CHECK(st.state == VFIO_URING_DEVICE_FAILED && st.error == -EIO,
+			 "device state %d error %d", st.state, st.error);
+		RL_CHECK(m.d[1].dst_done_calls == 1 && m.d[1].dst_done_error == -EIO,
+			 "done %d %d", m.d[1].dst_done_calls, m.d[1].dst_done_error);
+		rl_mig_check_dest_consistent(&m);
+	}
+	rl_mig_fini(&m);
+	rl_check_fresh_migration();
+}
+
+/* ---- peers killed with SIGKILL -------------------------------------------------------- */
+
+/* In a child: run one side of the migration on the given sockets, then _exit. */
+static pid_t spawn_side(bool source, int *socks, int nch)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		struct rl_mig_opts o = { .channels = nch, .devices = 2, .dev_size = BIG,
+					 .no_dest = source, .no_source = !source, .seed = 7 };
+		struct rl_mig m;
+
+		for (int c = 0; c < nch; c++)
+			o.ext_ch[c] = socks[c];
+		if (rl_mig_init(&m, &o) == 0)
+			rl_mig_run(&m, 60000);
+		_exit(0);
+	}
+	return pid;
+}
+
+static void kill_side(bool kill_source)
+{
+	uint64_t total = 2ull * BIG + 4099 + 400000; /* roughly the stream's size */
+	int done = 0, failed = 0;
+
+	for (int round = 0; round < KILL_ROUNDS; round++) {
+		int pairs[2][2], peer[2];
+		struct rl_mig_opts o = { .channels = 2, .devices = 2, .dev_size = BIG,
+					 .no_source = kill_source, .no_dest = !kill_source, .seed = 7 };
+		struct rl_mig m;
+		uint64_t at = rng() % total;
+		int fds0 = rl_count_fds(), ret, status;
+		pid_t pid;
+		bool killed = false;
+
+		for (int c = 0; c < 2; c++) {
+			RL_CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pairs[c]) == 0,
+				 "socketpair");
+			peer[c] = pairs[c][0];
+			o.ext_ch[c] = pairs[c][1];
+		}
+		pid = spawn_side(kill_source, peer, 2);
+		RL_CHECK(pid > 0, "fork");
+		for (int c = 0; c < 2; c++)
+			close(peer[c]);
+		ret = rl_mig_init(&m, &o);
+		RL_CHECK(ret == 0, "setup %d", ret);
+		while (ret == 0) {
+			struct vfio_uring_engine *e = kill_source ? m.dst : m.src;
+
+			if (!killed && rl_wire_bytes(e) >= at) {
+				kill(pid, SIGKILL);
+				killed = true;
+			}
+			if (!rl_mig_step(&m, 10))
+				break;
+		}
+		if (!killed)
+			kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+		if (ret == 0) {
+			int rc = kill_source ? m.dst_rc : m.src_rc;
+
+			printf("round %d: kill the %s after %llu bytes: %d (%s)\n", round,
+			       kill_source ? "source" : "destination", (unsigned long long)at, rc,
+			       rc < 0 ? strerror(-rc) : "done");
+			if (rc == 1) {
+				done++;
+			} else {
+				failed++;
+				if (kill_source)
+					check_one_of(rc, source_gone, 2, "destination");
+				else
+					check_one_of(rc, peer_gone, 4, "source");
+				rl_check_error(kill_source ? m.dst : m.src, rc, "channel", NULL);
+			}
+			if (kill_source)
+				rl_mig_check_dest_consistent(&m);
+			else
+				check_source_failed_cleanly(&m);
+		}
+		rl_mig_fini(&m);
+		for (int c = 0; c < 2; c++)
+			close(pairs[c][1]);
+		RL_CHECK(rl_count_fds() == fds0, "round %d leaked fds", round);
+	}
+	printf("%d rounds: %d completed before the kill took effect, %d failed cleanly\n",
+	       KILL_ROUNDS, done, failed);
+	rl_check_fresh_migration();
+}
+
+static void kill_source(void)
+{
+	kill_side(true);
+}
+
+static void kill_destination(void)
+{
+	kill_side(false);
+}
+
+/* ---- sockets shut down mid-transfer --------------------------------------------------- */
+
+static void shutdown_mid_packet_to_dest(void)
+{
+	/* Crafted: a packet cut in the middle by shutdown(SHUT_RDWR) of the sender. */
+	struct rl_dest_opts dopts = { .channels = 1 };
+	struct rl_dest d;
+	struct rl_buf b = { 0 };
+	int ret;
+
+	rl_buf_handshake(&b, rl_uuid, 0);
+	rl_buf_packet(&b, "0000:01:00.0/vfio", 1, 0, 0, NULL, 5000);
+	b.len -= 2000;
+	ret = rl_dest_init(&d, &dopts);
+	RL_CHECK(ret == 0, "setup %d", ret);
+	if (ret == 0) {
+		RL_CHECK(send(d.ch[0][1], b.p, b.len, MSG_NOSIGNAL) == (ssize_t)b.len, "send");
+		shutdown(d.ch[0][1], SHUT_RDWR);
+		rl_dest_run(&d, 20000);
+		rl_check_error(d.e, VU_ESTREAM_TRUNCATED, "channel 0", NULL);
+		rl_dest_check_none_done(&d);
+		rl_dest_check_written(&d, 0, NULL, 0);
+	}
+	rl_dest_fini(&d);
+	rl_buf_free(&b);
+
+	/* Real: the source's socket of channel 1 is shut down under a running transfer. */
+	for (int round = 0; round < 3; round++) {
+		struct rl_mig_opts o = { .devices = 2, .dev_size = BIG };
+		struct rl_mig m;
+		uint64_t at = 100000 + rng() % (2 * BIG);
+		bool cut = false;
+
+		ret = rl_mig_init(&m, &o);
+		RL_CHECK(ret == 0, "setup %d", ret);
+		while (ret == 0) {
+			if (!cut && rl_wire_bytes(m.dst) >= at) {
+				shutdown(m.ch[1][0], SHUT_RDWR);
+				cut = true;
+			}
+			if (!rl_mig_step(&m, 10))
+				break;
+		}
+		printf("cut after %llu: source %d destination %d\n", (unsigned long long)at,
+		       m.src_rc, m.dst_rc);
+		if (ret == 0 && cut) {
+			RL_CHECK(m.src_rc < 0 && m.dst_rc < 0, "source %d destination %d", m.src_rc,
+				 m.dst_rc);
+			check_one_of(m.dst_rc, source_gone, 2, "destination");
+			rl_mig_check_dest_consistent(&m);
+			check_source_failed_cleanly(&m);
+		}
+		rl_mig_fini(&m);
+	}
+	rl_check_fresh_migration();
+}
+
+static void shutdown_dest_socket_under_source(void)
+{
+	struct rl_mig_opts o = { .devices = 2, .dev_size = BIG };
+	struct rl_mig m;
+	bool cut = false;
+	int ret = rl_mig_init(&m, &o);
+
+	RL_CHECK(ret == 0, "setup %d", ret);
+	while (ret == 0) {
+		if (!cut && rl_wire_bytes(m.dst) >= BIG / 2) {
+			shutdown(m.ch[0][1], SHUT_RDWR);
+			cut = true;
+		}
+		if (!rl_mig_step(&m, 10))
+			break;
+	}
+	if (ret == 0) {
+		printf("source %d destination %d\n", m.src_rc, m.dst_rc);
+		RL_CHECK(m.src_rc < 0 && m.dst_rc < 0, "source %d destination %d", m.src_rc,
+			 m.dst_rc);
+		check_one_of(m.dst_rc, source_gone, 2, "destination");
+		rl_mig_check_dest_consistent(&m);
+		check_source_failed_cleanly(&m);
+	}
+	rl_mig_fini(&m);
+	rl_check_fresh_migration();
+}
+
+/* ---- stalled peers: the progress timeout ---------------------------------------------- */
+
+static void stalled_source_timeout(void)
+{
+	for (int variant = 0; variant < 3; variant++) {
+		struct rl_dest_opts o = { .channels = 2, .progress_timeout_ms = 300 };
+		struct rl_dest d;
+		struct rl_buf b[2] = { 0 };
+		int ret;
+
+		/* 0: silent from the start; 1: after the handshake; 2: mid-packet */
+		if (variant >= 1) {
+			rl_buf_handshake(&b[0], rl_uuid, 0);
+			rl_buf_handshake(&b[1], rl_uuid, 1);
+		}
+		if (variant == 2) {
+			rl_buf_packet(&b[0], "0000:01:00.0/vfio", 1, 0, 0, NULL, 3000);
+			b[0].len -= 1000;
+		}
+		ret = rl_dest_init(&d, &o);
+		RL_CHECK(ret == 0, "setup %d", ret);
+		if (ret == 0) {
+			rl_dest_send(&d, 0, &b[0], RL_END_STALL);
+			rl_dest_send(&d, 1, &b[1], RL_END_STALL);
+			ret = rl_dest_run(&d, 20000);
+			printf("variant %d: %d\n", variant, ret);
+			rl_check_error(d.e, -ETIMEDOUT, NULL, NULL);
+			rl_dest_check_none_done(&d);
+			rl_dest_check_written(&d, 0, NULL, 0);
+		}
+		rl_dest_fini(&d);
+		rl_buf_free(&b[0]);
+		rl_buf_free(&b[1]);
+	}
+	rl_check_fresh_migration();
+}
+
+static void stalled_reader_timeout(void)
+{
+	/* A destination that accepted the connection and never reads. */
+	struct rl_mig_opts o = { .devices = 2, .dev_size = BIG, .no_dest = true,
+				 .progress_timeout_ms = 300 };
+	struct rl_mig m;
+	int ret = rl_mig_init(&m, &o);
+
+	RL_CHECK(ret == 0, "setup %d", ret);
+	if (ret == 0) {
+		rl_mig_run(&m, 20000);
+		RL_CHECK(m.src_rc == -ETIMEDOUT, "source result %d", m.src_rc);
+		rl_check_error(m.src, -ETIMEDOUT, NULL, NULL);
+		check_source_failed_cleanly(&m);
+	}
+	rl_mig_fini(&m);
+	rl_check_fresh_migration();
+}
+
+/* ---- the caller cancels or destroys ------------------------------------------------- */
+
+static void cancel_side(bool dest)
+{
+	struct rl_mig_opts o = { .devices = 2, .dev_size = BIG };
+	struct rl_mig m;
+	bool cancelled = false;
+	int ret = rl_mig_init(&m, &o);
+
+	RL_CHECK(ret == 0, "setup %d", ret);
+	while (ret == 0) {
+		if (!cancelled && rl_wire_bytes(m.dst) >= BIG / 3) {
+			int rc = vfio_uring_engine_cancel(dest ? m.dst : m.src);
+
+			RL_CHECK(rc == 0 || rc == -ECANCELED, "cancel returned %d", rc);
+			cancelled = true;
+		}
+		if (!rl_mig_step(&m, 10))
+			break;
+	}
+	if (ret == 0) {
+		printf("source %d destination %d\n", m.src_rc, m.dst_rc);
+		rl_check_error(dest ? m.dst : m.src, -ECANCELED, NULL, NULL);
+		RL_CHECK((dest ? m.dst_rc : m.src_rc) == -ECANCELED, "cancelled side %d",
+			 dest ? m.dst_rc : m.src_rc);
+		RL_CHECK(m.src_rc < 0 && m.dst_rc < 0, "source %d destination %d", m.src_rc,
+			 m.dst_rc);
+		if (dest)
+			check_one_of(m.src_rc, peer_gone, 4, "source");
+		else
+			check_one_of(m.dst_rc, source_gone, 2, "destination");
+		rl_mig_check_dest_consistent(&m);
+		check_source_failed_cleanly(&m);
+	}
+	rl_mig_fini(&m);
+	rl_check_fresh_migration();
+}
+
+static void cancel_destination(void)
+{
+	cancel_side(true);
+}
+
+static void cancel_source(void)
+{
+	cancel_side(false);
+}
+
+static void cancel_before_any_data(void)
+{
+	struct rl_mig_opts o = { .devices = 2, .dev_size = BIG };
+	struct rl_mig m;
+	int ret = rl_mig_init(&m, &o);
+
+	RL_CHECK(ret == 0, "setup %d", ret);
+	if (ret == 0) {
+		RL_CHECK(vfio_uring_engine_cancel(m.src) <= 0, "cancel source");
+		RL_CHECK(vfio_uring_engine_cancel(m.dst) <= 0, "cancel destination");
+		rl_mig_run(&m, 20000);
+		RL_CHECK(m.src_rc == -ECANCELED && m.dst_rc == -ECANCELED, "source %d dest %d",
+			 m.src_rc, m.dst_rc);
+		rl_check_error(m.src, -ECANCELED, NULL, NULL);
+		rl_check_error(m.dst, -ECANCELED, NULL, NULL);
+		rl_mig_check_dest_consistent(&m);
+		check_source_failed_cleanly(&m);
+	}
+	rl_mig_fini(&m);
+	rl_check_fresh_migration();
+}
+
+static void destroy_mid_transfer(void)
+{
+	for (int round = 0; round < 5; round++) {
+		struct rl_mig_opts o = { .devices = 2, .dev_size = BIG };
+		struct rl_mig m;
+		uint64_t at = rng() % BIG;
+		int ret = rl_mig_init(&m, &o);
+
+		RL_CHECK(ret == 0, "setup %d", ret);
+		while (ret == 0 && rl_wire_bytes(m.dst) < at && rl_mig_step(&m, 10))
+			;
+		/* destroy with reads, writes, sends and receives in flight */
+		rl_mig_fini(&m);
+	}
+	rl_check_fresh_migration();
+}
+
+#define CASE(f) { #f, f }
+static const struct {
+	const char *name;
+	void (*fn)(void);
+} cases[] = {
+	CASE(source_read_error_at_start),
+	CASE(source_read_error_mid),
+	CASE(dest_enospc),
+	CASE(dest_load_config_error),
+	CASE(kill_source),
+	CASE(kill_destination),
+	CASE(shutdown_mid_packet_to_dest),
+	CASE(shutdown_dest_socket_under_source),
+	CASE(stalled_source_timeout),
+	CASE(stalled_reader_timeout),
+	CASE(cancel_destination),
+	CASE(cancel_source),
+	CASE(cancel_before_any_data),
+	CASE(destroy_mid_transfer),
+};
+
+int main(int argc, char **argv)
+{
+	const char *seed = getenv("RL_SEED");
+	bool ran = false;
+	int fds0 = rl_count_fds();
+
+	if (seed)
+		rng_state = (uint32_t)strtoul(seed, NULL, 0);
+	printf("RL_SEED=%u\n", rng_state);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		if (argc > 1 && strcmp(argv[1], cases[i].name) != 0)
+			continue;
+		printf("== %s\n", cases[i].name);
+		cases[i].fn();
+		ran = true;
+	}
+	if (!ran) {
+		fprintf(stderr, "unknown case %s\n", argc > 1 ? argv[1] : "");
+		return 1;
+	}
+	RL_CHECK(rl_count_fds() == fds0, "fds open at start %d, at end %d", fds0, rl_count_fds());
+	return rl_result();
+}
