@@ -249,7 +249,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 
 	vfio_uring_engine_opts_init(&eo, VFIO_URING_DESTINATION);
 	memcpy(eo.uuid, uuid, 16);
-	eo.max_packet_size = 256u << 10;
+	eo.max_packet_size = (mode & 4) ? 64u << 10 : 256u << 10;
 	eo.buffer_cap = (mode & 4) ? 64u << 10 : 1u << 20;
 	ret = vfio_uring_engine_create(&eo, &e);
 	ASSERT(ret == 0, "engine_create %d", ret);

@@ -306,6 +306,11 @@ static void pkt_not_multifd(void)
 
 /* ---- VFIO packets ------------------------------------------------------------------- */
 
+/*
+ * KNOWN ENGINE BUG while these fail (reported to the lead): the header named the device, but
+ * the VFIO_SHORT message names only the channel ("destination: channel 0: VFIO packet of 11
+ * bytes, shorter than its 12-byte header"); every other VFIO check names the device.
+ */
 static void vfio_short_len(uint32_t len)
 {
 	struct bad_case c;
@@ -601,6 +606,7 @@ static void flood_out_of_order(void)
 	bc_init(&c);
 	c.o.channels = 2;
 	c.o.buffer_cap = 1u << 20;
+	c.o.max_packet_size = 128u << 10;
 	hs(&c, 0);
 	hs(&c, 1);
 	for (uint32_t i = 1; i <= 64; i++)
@@ -618,6 +624,7 @@ static void flood_before_switchover(void)
 	bc_init(&c);
 	c.o.no_switchover = true;
 	c.o.buffer_cap = 1u << 20;
+	c.o.max_packet_size = 128u << 10;
 	c.o.devices = 2;
 	hs(&c, 0);
 	for (uint32_t i = 0; i < 64; i++)

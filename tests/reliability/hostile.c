@@ -211,10 +211,16 @@ int rl_memfd(const char *name, size_t size, uint32_t seed)
 		return -errno;
 	if (!size)
 		return fd;
-	buf = xmalloc(size);
-	for (size_t i = 0; i < size; i++) {
-		seed = seed * 1103515245u + 12345u;
-		buf[i] = (uint8_t)(seed >> 16);
+	buf = xmalloc(size + 8);
+	{
+		uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
+
+		for (size_t i = 0; i < size; i += 8) {
+			x ^= x << 13;
+			x ^= x >> 7;
+			x ^= x << 17;
+			memcpy(buf + i, &x, 8);
+		}
 	}
 	if (pwrite(fd, buf, size, 0) != (ssize_t)size) {
 		free(buf);
@@ -533,6 +539,7 @@ static void mig_src_done(void *opaque, int error)
 {
 	struct rl_mig_dev *md = opaque;
 
+	md->src_pos_at_done = lseek(md->src_fd, 0, SEEK_CUR);
 	md->src_done_calls++;
 	md->src_done_error = error;
 }
@@ -543,6 +550,29 @@ static void mig_dst_done(void *opaque, int error)
 
 	md->dst_done_calls++;
 	md->dst_done_error = error;
+}
+
+/* FNV-1a of a file's content, 0 when it cannot be read (a directory, /proc/self/mem). */
+static uint64_t fd_hash(int fd)
+{
+	size_t n;
+	uint8_t *p = rl_fd_read_all(fd, &n);
+	uint64_t h = 1469598103934665603ull;
+
+	if (!p || !n) {
+		free(p);
+		return 0;
+	}
+	for (size_t i = 0; i + 8 <= n; i += 8) {
+		uint64_t w;
+
+		memcpy(&w, p + i, 8);
+		h = (h ^ w) * 1099511628211ull;
+	}
+	for (size_t i = n & ~(size_t)7; i < n; i++)
+		h = (h ^ p[i]) * 1099511628211ull;
+	free(p);
+	return h;
 }
 
 int rl_mig_init(struct rl_mig *m, const struct rl_mig_opts *o)
@@ -566,11 +596,13 @@ int rl_mig_init(struct rl_mig *m, const struct rl_mig_opts *o)
 	if (o->buffer_cap)
 		so.buffer_cap = o->buffer_cap;
 	so.progress_timeout_ms = o->progress_timeout_ms;
+	so.flags = o->flags;
 	vfio_uring_engine_opts_init(&dopt, VFIO_URING_DESTINATION);
 	memcpy(dopt.uuid, rl_uuid, 16);
 	if (o->buffer_cap)
 		dopt.buffer_cap = o->buffer_cap;
 	dopt.progress_timeout_ms = o->progress_timeout_ms;
+	dopt.flags = o->flags;
 
 	if (!o->no_source) {
 		ret = vfio_uring_engine_create(&so, &m->src);
@@ -615,6 +647,7 @@ int rl_mig_init(struct rl_mig *m, const struct rl_mig_opts *o)
 				return md->src_fd;
 		}
 		md->src_pos0 = lseek(md->src_fd, 0, SEEK_CUR);
+		md->src_sum = fd_hash(md->src_fd);
 		if (o->dst_fd[i] > 0) {
 			md->dst_fd = o->dst_fd[i];
 		} else {
@@ -748,7 +781,12 @@ void rl_mig_check_dest_consistent(struct rl_mig *m)
 		vfio_uring_device_get_status(md->dst, &st);
 		RL_CHECK(md->dst_done_calls <= 1, "device %s: done callback %d times", md->idstr,
 			 md->dst_done_calls);
-		if (st.state == VFIO_URING_DEVICE_DONE) {
+		if (!want || !md->src_sum) {
+			/* the source fd cannot be compared: the device must not be DONE */
+			RL_CHECK(st.state != VFIO_URING_DEVICE_DONE && md->config_calls == 0,
+				 "device %s whose source failed is %s, config calls %d", md->idstr,
+				 vfio_uring_device_state_name(st.state), md->config_calls);
+		} else if (st.state == VFIO_URING_DEVICE_DONE) {
 			RL_CHECK(got && want && n == sn && memcmp(got, want, n) == 0,
 				 "DONE device %s holds %zu bytes of %zu or wrong bytes", md->idstr, n,
 				 sn);
@@ -782,17 +820,53 @@ uint64_t rl_wire_bytes(struct vfio_uring_engine *e)
 
 void rl_mig_check_source_untouched(struct rl_mig *m)
 {
+	struct vfio_uring_engine_stats es = { 0 };
+
+	if (!m->src)
+		return;
+	vfio_uring_engine_get_stats(m->src, &es);
 	for (int i = 0; i < m->ndev; i++) {
 		struct rl_mig_dev *md = &m->d[i];
 		struct vfio_uring_device_status st;
 		off_t pos = lseek(md->src_fd, 0, SEEK_CUR);
+		uint64_t moved = (uint64_t)(pos - md->src_pos0);
 
-		if (!m->src || pos < 0)
+		if (md->src_sum)
+			RL_CHECK(fd_hash(md->src_fd) == md->src_sum,
+				 "source device %s: the data fd's content changed", md->idstr);
+		if (pos < 0)
 			continue;
 		vfio_uring_device_get_status(md->src, &st);
-		RL_CHECK((uint64_t)(pos - md->src_pos0) == st.data_bytes,
-			 "source device %s: fd moved %lld bytes but %llu were read", md->idstr,
-			 (long long)(pos - md->src_pos0), (unsigned long long)st.data_bytes);
+		RL_CHECK(pos >= md->src_pos0 && moved >= st.data_bytes &&
+				 moved <= st.data_bytes + es.buffer_cap,
+			 "source device %s: fd moved %llu bytes, %llu were read (cap %llu)",
+			 md->idstr, (unsigned long long)moved, (unsigned long long)st.data_bytes,
+			 (unsigned long long)es.buffer_cap);
+	}
+}
+
+void rl_mig_destroy_engines(struct rl_mig *m)
+{
+	vfio_uring_engine_destroy(m->src);
+	vfio_uring_engine_destroy(m->dst);
+	m->src = m->dst = NULL;
+}
+
+void rl_mig_check_source_quiet_after_done(struct rl_mig *m)
+{
+	for (int i = 0; i < m->ndev; i++) {
+		struct rl_mig_dev *md = &m->d[i];
+		off_t pos = lseek(md->src_fd, 0, SEEK_CUR);
+
+		if (md->src_done_calls != 1 || md->src_done_error == 0 || pos < 0)
+			continue;
+		printf("source device %s: fd at %lld when done(%d) ran, %lld after destroy\n",
+		       md->idstr, (long long)(md->src_pos_at_done - md->src_pos0), md->src_done_error,
+		       (long long)(pos - md->src_pos0));
+		RL_CHECK(pos == md->src_pos_at_done,
+			 "source device %s: the engine read %lld more bytes of the data fd after "
+			 "done(%d) told the caller the device failed",
+			 md->idstr, (long long)(pos - md->src_pos_at_done), md->src_done_error);
 	}
 }
 

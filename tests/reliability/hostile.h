@@ -161,6 +161,7 @@ struct rl_mig_opts {
 	size_t chunk_size;       /* default 64 KiB */
 	size_t buffer_cap;       /* 0 = default */
 	unsigned progress_timeout_ms;
+	unsigned flags;          /* engine flags (VFIO_URING_ENGINE_F_*), both sides */
 	bool tcp;
 	int src_fd[RL_MAX_DEV];  /* >0: the source reads this fd instead of a memfd */
 	int dst_fd[RL_MAX_DEV];  /* >0: the destination writes this fd */
@@ -185,6 +186,8 @@ struct rl_mig_dev {
 	int src_done_calls, dst_done_calls;
 	int src_done_error, dst_done_error;
 	off_t src_pos0; /* source fd position at start */
+	off_t src_pos_at_done; /* source fd position when done() was called */
+	uint64_t src_sum; /* hash of the source fd's content at start (0: not readable) */
 };
 
 struct rl_mig {
@@ -210,8 +213,19 @@ void rl_mig_check_complete(struct rl_mig *m);
  */
 void rl_mig_check_dest_consistent(struct rl_mig *m);
 uint64_t rl_wire_bytes(struct vfio_uring_engine *e);
-/* Source device fds were read exactly data_bytes far (nothing beyond what was read). */
+/*
+ * Source device fds: content unchanged, position moved at least data_bytes (everything
+ * counted was read) and at most data_bytes + the buffer cap (reads in flight at the failure).
+ */
 void rl_mig_check_source_untouched(struct rl_mig *m);
+/* Destroys both engines (rl_mig_fini then only closes fds). */
+void rl_mig_destroy_engines(struct rl_mig *m);
+/*
+ * After rl_mig_destroy_engines(): no source device fd moved after its done(error) callback
+ * ran, i.e. the engine did not read a device's data fd any more once it told the caller the
+ * device failed (the caller resumes the device there).
+ */
+void rl_mig_check_source_quiet_after_done(struct rl_mig *m);
 void rl_mig_fini(struct rl_mig *m);
 
 /* A full small migration in this process must still work (after a fault). */
