@@ -119,7 +119,7 @@ static void config(const uint8_t *data, size_t len)
 	int err;
 
 	/* a heap copy of exactly len bytes, so ASan sees any read past the end */
-	copy = malloc(len ? len : 1);
+	copy = calloc(1, len ? len : 1);
 	ASSERT(copy);
 	if (len)
 		memcpy(copy, data, len);
@@ -144,7 +144,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 {
-	uint8_t *copy = malloc(len ? len : 1);
+	uint8_t *copy = calloc(1, len ? len : 1);
 
 	ASSERT(copy);
 	if (len)
