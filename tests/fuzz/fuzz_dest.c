@@ -326,6 +326,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 	if (rc < 0) {
 		ASSERT(ret == rc, "engine_error %d but process %d", ret, rc);
 		ASSERT(msg && msg[0], "no message for error %d", rc);
+		ASSERT(vfio_uring_engine_process(e) == rc, "process changed its result");
+		ASSERT(vfio_uring_engine_run(e, 0) == rc, "run disagrees with process");
 	} else {
 		ASSERT(ret == 0, "done with error %d", ret);
 		ASSERT(switched, "done without switchover_start");

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -620,6 +621,189 @@ static void source_fd_quiet_after_failure(void)
 	rl_check_fresh_migration();
 }
 
+/* ---- data fds that read or write in short pieces -------------------------------------- */
+
+struct pipe_io {
+	int fd;
+	uint8_t *buf;
+	size_t len, done;
+};
+
+/* Feeds buf into fd in uneven pieces (1..7000 bytes), then closes fd: a device's stream. */
+static void *feeder(void *arg)
+{
+	struct pipe_io *io = arg;
+	uint32_t x = 1;
+
+	while (io->done < io->len) {
+		size_t n;
+		ssize_t w;
+
+		x = x * 1103515245u + 12345u;
+		n = 1 + (x >> 16) % 7000;
+		if (n > io->len - io->done)
+			n = io->len - io->done;
+		w = write(io->fd, io->buf + io->done, n);
+		if (w <= 0)
+			break;
+		io->done += (size_t)w;
+	}
+	close(io->fd);
+	return NULL;
+}
+
+/* Drains fd in 3000-byte reads into buf until EOF. */
+static void *drainer(void *arg)
+{
+	struct pipe_io *io = arg;
+
+	for (;;) {
+		ssize_t r;
+
+		if (io->done + 3000 > io->len) {
+			io->len = io->len ? io->len * 2 : 1 << 20;
+			io->buf = realloc(io->buf, io->len);
+		}
+		r = read(io->fd, io->buf + io->done, 3000);
+		if (r <= 0)
+			break;
+		io->done += (size_t)r;
+	}
+	return NULL;
+}
+
+/* The source reads a pipe fed in uneven pieces: short reads, and EOF ends the stream. */
+static void source_short_reads(void)
+{
+	int p[2];
+	struct pipe_io io = { 0 };
+	pthread_t t;
+	struct rl_mig_opts o = { .devices = 2, .dev_size = 200000 };
+	struct rl_mig m;
+	int ret;
+
+	RL_CHECK(pipe2(p, O_CLOEXEC) == 0, "pipe");
+	io.fd = p[1];
+	io.len = 300001;
+	io.buf = malloc(io.len);
+	rl_pattern(io.buf, io.len, 77);
+	pthread_create(&t, NULL, feeder, &io);
+	o.src_fd[0] = p[0];
+	ret = rl_mig_init(&m, &o);
+	m.fds_before--; /* the feeder closes the pipe's write end during the run */
+	RL_CHECK(ret == 0, "setup %d", ret);
+	if (ret == 0) {
+		size_t n;
+		uint8_t *got;
+
+		rl_mig_run(&m, 20000);
+		RL_CHECK(m.src_rc == 1 && m.dst_rc == 1, "source %d destination %d", m.src_rc,
+			 m.dst_rc);
+		got = rl_fd_read_all(m.d[0].dst_fd, &n);
+		RL_CHECK(got && n == io.len && memcmp(got, io.buf, n) == 0,
+			 "device 0 received %zu bytes of %zu, or wrong bytes", n, io.len);
+		RL_CHECK(m.d[0].config_calls == 1 && m.d[0].config_ok, "config");
+		free(got);
+	}
+	rl_mig_fini(&m);
+	pthread_join(t, NULL);
+	close(p[0]);
+	free(io.buf);
+	rl_check_fresh_migration();
+}
+
+/* The destination writes a socket with a tiny send buffer, drained 3000 bytes at a time. */
+static void dest_short_writes(void)
+{
+	int sp[2], small = 4096;
+	struct pipe_io io = { 0 };
+	pthread_t t;
+	struct rl_mig_opts o = { .devices = 2, .dev_size = 300000 };
+	struct rl_mig m;
+	int ret;
+
+	RL_CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) == 0, "socketpair");
+	setsockopt(sp[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+	setsockopt(sp[1], SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	io.fd = sp[1];
+	pthread_create(&t, NULL, drainer, &io);
+	o.dst_fd[1] = sp[0];
+	ret = rl_mig_init(&m, &o);
+	RL_CHECK(ret == 0, "setup %d", ret);
+	if (ret == 0) {
+		size_t n;
+		uint8_t *want;
+
+		rl_mig_run(&m, 20000);
+		RL_CHECK(m.src_rc == 1 && m.dst_rc == 1, "source %d destination %d", m.src_rc,
+			 m.dst_rc);
+		shutdown(sp[0], SHUT_WR);
+		pthread_join(t, NULL);
+		want = rl_fd_read_all(m.d[1].src_fd, &n);
+		RL_CHECK(want && io.done == n && memcmp(io.buf, want, n) == 0,
+			 "device 1 wrote %zu bytes of %zu, or wrong bytes", io.done, n);
+		RL_CHECK(m.d[1].config_calls == 1 && m.d[1].config_ok, "config");
+		free(want);
+	} else {
+		shutdown(sp[0], SHUT_WR);
+		pthread_join(t, NULL);
+	}
+	rl_mig_fini(&m);
+	close(sp[0]);
+	close(sp[1]);
+	free(io.buf);
+	rl_check_fresh_migration();
+}
+
+/* A source device whose save_config fails: that device fails with its errno. */
+static int failing_save_config(void *opaque, const void **data, size_t *len)
+{
+	(void)opaque;
+	(void)data;
+	(void)len;
+	return -EIO;
+}
+
+static void source_save_config_error(void)
+{
+	struct vfio_uring_engine_opts so;
+	struct vfio_uring_device_opts dv;
+	struct vfio_uring_engine *e = NULL;
+	struct vfio_uring_device *dev = NULL;
+	struct vfio_uring_device_status st;
+	int sp[2], fd = rl_memfd("rl-src", 100000, 3), fds0 = rl_count_fds(), ret;
+	struct rl_buf none = { 0 };
+	struct rl_writer *drain;
+
+	RL_CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) == 0, "socketpair");
+	drain = rl_writer_start(sp[1], &none, RL_END_STALL); /* keeps the peer open */
+	vfio_uring_engine_opts_init(&so, VFIO_URING_SOURCE);
+	memcpy(so.uuid, rl_uuid, 16);
+	so.chunk_size = 16384;
+	RL_CHECK(vfio_uring_engine_create(&so, &e) == 0, "create");
+	RL_CHECK(vfio_uring_engine_add_channel(e, sp[0]) == 0, "channel");
+	vfio_uring_device_opts_init(&dv);
+	dv.idstr = "0000:04:00.0/vfio";
+	dv.data_fd = fd;
+	dv.save_config = failing_save_config;
+	RL_CHECK(vfio_uring_engine_add_device(e, &dv, &dev) == 0, "device");
+	RL_CHECK(vfio_uring_engine_start(e) == 0, "start");
+	/* the peer never reads: 100 KB fit in the socket buffers */
+	ret = vfio_uring_engine_run(e, 20000);
+	RL_CHECK(ret == -EIO, "run %d", ret);
+	rl_check_error(e, -EIO, "0000:04:00.0/vfio", "save_config");
+	vfio_uring_device_get_status(dev, &st);
+	RL_CHECK(st.state == VFIO_URING_DEVICE_FAILED && st.error == -EIO, "state %d error %d",
+		 st.state, st.error);
+	vfio_uring_engine_destroy(e);
+	rl_writer_stop(drain);
+	close(sp[0]);
+	close(sp[1]);
+	RL_CHECK(rl_count_fds() == fds0, "fd leak");
+	close(fd);
+	rl_check_fresh_migration();
+}
+
 #define CASE(f) { #f, f }
 static const struct {
 	const char *name;
@@ -639,6 +823,9 @@ static const struct {
 	CASE(cancel_source),
 	CASE(cancel_before_any_data),
 	CASE(destroy_mid_transfer),
+	CASE(source_short_reads),
+	CASE(dest_short_writes),
+	CASE(source_save_config_error),
 	CASE(source_fd_quiet_after_failure),
 	CASE(source_data_bytes_counts_every_read),
 };
