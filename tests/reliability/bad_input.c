@@ -67,6 +67,10 @@ static void bc_run(struct bad_case *c)
 		rl_dest_fini(&d);
 		return;
 	}
+	/* With one channel every error but "all channels closed" happened on channel 0. */
+	if (d.nch == 1 && c->expect != VU_ESTREAM_ENDED && !c->needle2 &&
+	    !(c->needle1 && strcmp(c->needle1, "channel 0") == 0))
+		c->needle2 = "channel 0";
 	for (int ch = 0; ch < d.nch; ch++)
 		rl_dest_send(&d, ch, &c->b[ch], c->end[ch]);
 	c->rc = rl_dest_run(&d, 20000);

@@ -428,6 +428,8 @@ void rl_check_error(struct vfio_uring_engine *e, int expect, const char *needle1
 	RL_CHECK(err == expect, "engine error %d (%s), expected %d (%s); message: %s", err,
 		 strerror(-err), expect, strerror(-expect), msg);
 	RL_CHECK(msg[0] != '\0', "empty error message");
+	RL_CHECK(strncmp(msg, "source", 6) == 0 || strncmp(msg, "destination", 11) == 0,
+		 "message does not name the side: %s", msg);
 	if (needle1)
 		RL_CHECK(strstr(msg, needle1), "message does not name \"%s\": %s", needle1, msg);
 	if (needle2)
