@@ -4,7 +4,7 @@
  * destination engines on socketpairs (every fourth on TCP), small devices of varying size,
  * 1-4 channels, 1-3 devices,
  * every fifth with device I/O forced async (io_uring workers, as a real VFIO fd), every
- * seventh on the baseline (5.15) ring setup. Every migration must complete with identical
+ * seventh on the baseline (5.15) ring setup, every sixth with an empty device (config only). Every migration must complete with identical
  * bytes and configs; the open fd count must be the same after every one; RSS must stay flat
  * after a warm-up.
  * With "failures": N failing migrations instead (cancel, a socket shut down, a hostile bad
@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #if defined(__SANITIZE_ADDRESS__)
 #define RL_ASAN 1
@@ -100,7 +101,7 @@ int main(int argc, char **argv)
 	for (int it = 0; it < n; it++) {
 		struct rl_mig_opts o = { 0 };
 		struct rl_mig m;
-		int ret, fds;
+		int ret, fds, empty = -1;
 		long rss;
 
 		seed = seed * 1664525u + 1013904223u;
@@ -118,6 +119,11 @@ int main(int argc, char **argv)
 		if (it % 7 == 2)
 			o.flags |= VFIO_URING_ENGINE_F_BASELINE_RING;
 		o.seed = (uint32_t)it;
+		empty = -1;
+		if (it % 6 == 5) { /* a device with no data at all: only its config */
+			empty = rl_memfd("rl-empty", 0, 0);
+			o.src_fd[0] = empty;
+		}
 		ret = rl_mig_init(&m, &o);
 		RL_CHECK(ret == 0, "iteration %d: setup %d (%s)", it, ret, strerror(-ret));
 		if (ret == 0) {
@@ -127,6 +133,8 @@ int main(int argc, char **argv)
 				bytes += m.d[i].size;
 		}
 		rl_mig_fini(&m);
+		if (empty >= 0)
+			close(empty);
 measure:
 		fds = rl_count_fds();
 		RL_CHECK(fds == fds0, "iteration %d: %d fds open, %d at start", it, fds, fds0);
