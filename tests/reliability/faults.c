@@ -236,8 +236,8 @@ static void kill_side(bool kill_source)
 		bool killed = false;
 
 		for (int c = 0; c < 2; c++) {
-			RL_CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pairs[c]) == 0,
-				 "socketpair");
+			/* odd rounds over TCP: the kill resets or closes real connections */
+			RL_CHECK(rl_connect_pair(pairs[c], round & 1) == 0, "connect");
 			peer[c] = pairs[c][0];
 			o.ext_ch[c] = pairs[c][1];
 		}
@@ -263,8 +263,9 @@ static void kill_side(bool kill_source)
 		if (ret == 0) {
 			int rc = kill_source ? m.dst_rc : m.src_rc;
 
-			printf("round %d: kill the %s after %llu bytes: %d (%s)\n", round,
-			       kill_source ? "source" : "destination", (unsigned long long)at, rc,
+			printf("round %d (%s): kill the %s after %llu bytes: %d (%s)\n", round,
+			       (round & 1) ? "TCP" : "UNIX", kill_source ? "source" : "destination",
+			       (unsigned long long)at, rc,
 			       rc < 0 ? strerror(-rc) : "done");
 			if (rc == 1) {
 				done++;
