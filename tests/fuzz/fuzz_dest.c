@@ -20,6 +20,8 @@
  *   mode bit 1: call switchover_start only after every byte was sent and every channel shut
  *     down (until then packets stay queued within the cap)
  *   mode bit 2: a small buffer cap (64 KiB) instead of 1 MiB
+ *   mode bit 3: VFIO_URING_ENGINE_F_FORCE_ASYNC_DEVICE_IO (writes in io_uring workers)
+ *   mode bit 4: VFIO_URING_ENGINE_F_BASELINE_RING
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -253,6 +255,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 	memcpy(eo.uuid, uuid, 16);
 	eo.max_packet_size = (mode & 4) ? 64u << 10 : 256u << 10;
 	eo.buffer_cap = (mode & 4) ? 64u << 10 : 1u << 20;
+	if (mode & 8)
+		eo.flags |= VFIO_URING_ENGINE_F_FORCE_ASYNC_DEVICE_IO;
+	if (mode & 16)
+		eo.flags |= VFIO_URING_ENGINE_F_BASELINE_RING;
 	ret = vfio_uring_engine_create(&eo, &e);
 	ASSERT(ret == 0, "engine_create %d", ret);
 	for (int c = 0; c < NCH; c++) {
