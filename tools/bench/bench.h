@@ -72,6 +72,7 @@ struct bench_cfg {
 	const char *sweep_prefix;  /* CSV/plot path prefix */
 	uint64_t sweep_total;      /* bytes per sweep point (split over the devices) */
 	bool sweep_short;
+	bool corrupt_for_test;     /* flip one destination byte before verifying (tests) */
 };
 
 /* What one side's process reports back (through a pipe, or over the control socket). */

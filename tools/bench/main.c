@@ -65,7 +65,7 @@ static int run_variant(const struct bench_cfg *cfg, const struct run_params *p,
 
 		snprintf(label, sizeof(label), "%u/%u %s %u/%u", idx + 1, total, name, r + 1,
 			 cfg->repeat);
-		run_once(cfg, p, s, label);
+		run_once(cfg, p, s, label, (idx * cfg->repeat + r) / (double)(total * cfg->repeat));
 		progress_done();
 		st->n++;
 		if (s->err && !(s->err == -ENOBUFS && cfg->switchover_delay_ms))

@@ -38,6 +38,7 @@ void options_usage(FILE *f)
 "  --sweep-out PREFIX     sweep output prefix (default bench-sweep: .csv .png .svg)\n"
 "  --sweep-total S        bytes per sweep point, split over the devices (default 1G)\n"
 "  --sweep-short          fewer sweep points (for tests)\n"
+"  --corrupt-for-test     flip one received byte before verifying (tests the verifier)\n"
 "  -h, --help\n");
 }
 
@@ -109,7 +110,7 @@ enum {
 	OPT_ENGINES = 256, OPT_DEVICES, OPT_SIZE, OPT_CHANNELS, OPT_CHUNK, OPT_REPEAT,
 	OPT_TRANSPORT, OPT_DEVMODE, OPT_DELAY, OPT_CAP, OPT_JSON, OPT_PROGRESS, OPT_NOPROGRESS,
 	OPT_QUIET, OPT_TIMEOUT, OPT_SEED, OPT_LISTEN, OPT_CONNECT, OPT_SWEEP, OPT_SWEEP_OUT,
-	OPT_SWEEP_TOTAL, OPT_SWEEP_SHORT,
+	OPT_SWEEP_TOTAL, OPT_SWEEP_SHORT, OPT_CORRUPT,
 };
 
 int options_parse(int argc, char **argv, struct bench_cfg *cfg)
@@ -137,6 +138,7 @@ int options_parse(int argc, char **argv, struct bench_cfg *cfg)
 		{ "sweep-out", required_argument, NULL, OPT_SWEEP_OUT },
 		{ "sweep-total", required_argument, NULL, OPT_SWEEP_TOTAL },
 		{ "sweep-short", no_argument, NULL, OPT_SWEEP_SHORT },
+		{ "corrupt-for-test", no_argument, NULL, OPT_CORRUPT },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -213,6 +215,7 @@ int options_parse(int argc, char **argv, struct bench_cfg *cfg)
 		case OPT_SWEEP_OUT: cfg->sweep_prefix = optarg; break;
 		case OPT_SWEEP_TOTAL: err = parse_size(optarg, &cfg->sweep_total); break;
 		case OPT_SWEEP_SHORT: cfg->sweep_short = true; break;
+		case OPT_CORRUPT: cfg->corrupt_for_test = true; break;
 		case 'h': options_usage(stdout); exit(0);
 		default: options_usage(stderr); return -EINVAL;
 		}

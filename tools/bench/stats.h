@@ -56,7 +56,7 @@ void variant_label(const struct run_params *p, char *out, size_t len);
 
 /* runner.c */
 int run_once(const struct bench_cfg *cfg, const struct run_params *p, struct run_sample *out,
-	     const char *label);
+	     const char *label, double frac);
 void runner_cleanup(void);
 
 /* report.c */
