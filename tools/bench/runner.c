@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -158,6 +159,14 @@ static pid_t spawn_side(struct side_ctx *ctx, const int *close_fds, unsigned ncl
 		return pid;
 	signal(SIGINT, SIG_DFL);
 	signal(SIGTERM, SIG_DFL);
+	/* Named for perf/top: "vub-src-threads", "vub-dst-uring", ... */
+	{
+		char name[16];
+
+		snprintf(name, sizeof(name), "vub-%s-%s", ctx->side == SIDE_SOURCE ? "src" : "dst",
+			 engine_name(ctx->engine));
+		prctl(PR_SET_NAME, name);
+	}
 	for (unsigned i = 0; i < nclose; i++)
 		close(close_fds[i]);
 	_exit(side_main(ctx) ? 1 : 0);
