@@ -61,6 +61,7 @@ struct bench_cfg {
 	unsigned switchover_delay_ms;
 	unsigned device_mode;      /* DEVMODE_* mask */
 	size_t buffer_cap;         /* uring engine cap; 0 = the library default */
+	size_t src_buffer_cap;     /* uring source cap if different; 0 = buffer_cap */
 	bool json;
 	bool quiet;
 	int progress;              /* -1 auto (tty), 0 off, 1 on */

@@ -78,8 +78,8 @@ static int uring_setup(struct side_ctx *ctx)
 		eo.max_packet_size = ctx->chunk + 4096;
 	if (ctx->cfg->buffer_cap)
 		eo.buffer_cap = ctx->cfg->buffer_cap;
-	if (eo.buffer_cap < 2 * (ctx->chunk + 4096) && !ctx->cfg->buffer_cap)
-		eo.buffer_cap = 2 * (ctx->chunk + 4096) * (ctx->nchan + 1);
+	if (src && ctx->cfg->src_buffer_cap)
+		eo.buffer_cap = ctx->cfg->src_buffer_cap;
 	eo.progress_timeout_ms = 60000;
 	if (ctx->async_devio)
 		eo.flags |= VFIO_URING_ENGINE_F_FORCE_ASYNC_DEVICE_IO;

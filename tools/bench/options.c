@@ -27,6 +27,7 @@ void options_usage(FILE *f)
 "                         worker threads for data fd I/O, like a real VFIO fd\n"
 "  --switchover-delay MS  destination starts the switchover MS after the source starts\n"
 "  --buffer-cap S         uring engine payload buffer cap (default: library's, 64M)\n"
+"  --src-buffer-cap S     uring source's cap only (default: --buffer-cap)\n"
 "  --json                 print one JSON object with a \"runs\" list instead of the table\n"
 "  --progress / --no-progress   progress bar (default: on a terminal)\n"
 "  --quiet                no progress, no table (with --json: JSON only)\n"
@@ -110,7 +111,7 @@ enum {
 	OPT_ENGINES = 256, OPT_DEVICES, OPT_SIZE, OPT_CHANNELS, OPT_CHUNK, OPT_REPEAT,
 	OPT_TRANSPORT, OPT_DEVMODE, OPT_DELAY, OPT_CAP, OPT_JSON, OPT_PROGRESS, OPT_NOPROGRESS,
 	OPT_QUIET, OPT_TIMEOUT, OPT_SEED, OPT_LISTEN, OPT_CONNECT, OPT_SWEEP, OPT_SWEEP_OUT,
-	OPT_SWEEP_TOTAL, OPT_SWEEP_SHORT, OPT_CORRUPT,
+	OPT_SWEEP_TOTAL, OPT_SWEEP_SHORT, OPT_CORRUPT, OPT_SRC_CAP,
 };
 
 int options_parse(int argc, char **argv, struct bench_cfg *cfg)
@@ -126,6 +127,7 @@ int options_parse(int argc, char **argv, struct bench_cfg *cfg)
 		{ "device-mode", required_argument, NULL, OPT_DEVMODE },
 		{ "switchover-delay", required_argument, NULL, OPT_DELAY },
 		{ "buffer-cap", required_argument, NULL, OPT_CAP },
+		{ "src-buffer-cap", required_argument, NULL, OPT_SRC_CAP },
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "progress", no_argument, NULL, OPT_PROGRESS },
 		{ "no-progress", no_argument, NULL, OPT_NOPROGRESS },
@@ -203,6 +205,10 @@ int options_parse(int argc, char **argv, struct bench_cfg *cfg)
 			err = parse_size(optarg, &v);
 			cfg->buffer_cap = (size_t)v;
 			break;
+		case OPT_SRC_CAP:
+			err = parse_size(optarg, &v);
+			cfg->src_buffer_cap = (size_t)v;
+			break;
 		case OPT_JSON: cfg->json = true; break;
 		case OPT_PROGRESS: cfg->progress = 1; break;
 		case OPT_NOPROGRESS: cfg->progress = 0; break;
@@ -220,8 +226,12 @@ int options_parse(int argc, char **argv, struct bench_cfg *cfg)
 		default: options_usage(stderr); return -EINVAL;
 		}
 		if (err) {
-			fprintf(stderr, "vfio-uring-bench: bad value for --%s: '%s'\n",
-				longopts[c - OPT_ENGINES].name, optarg);
+			const char *name = "?";
+
+			for (unsigned i = 0; longopts[i].name; i++)
+				if (longopts[i].val == c)
+					name = longopts[i].name;
+			fprintf(stderr, "vfio-uring-bench: bad value for --%s: '%s'\n", name, optarg);
 			return -EINVAL;
 		}
 	}

@@ -175,10 +175,15 @@ void report_table(FILE *f, const struct bench_cfg *cfg, struct run_stats *st, un
 		char a[32], b[32];
 
 		variant_label(&s->p, label, sizeof(label));
-		snprintf(a, sizeof(a), "%.0f (%.0f..%.0f)", s->med[FIG_STOP_MS], s->min[FIG_STOP_MS],
-			 s->max[FIG_STOP_MS]);
-		snprintf(b, sizeof(b), "%.2f (%.2f..%.2f)", s->med[FIG_GBPS], s->min[FIG_GBPS],
-			 s->max[FIG_GBPS]);
+		if (s->med[FIG_STOP_MS] > 0) {
+			snprintf(a, sizeof(a), "%.0f (%.0f..%.0f)", s->med[FIG_STOP_MS],
+				 s->min[FIG_STOP_MS], s->max[FIG_STOP_MS]);
+			snprintf(b, sizeof(b), "%.2f (%.2f..%.2f)", s->med[FIG_GBPS], s->min[FIG_GBPS],
+				 s->max[FIG_GBPS]);
+		} else {
+			snprintf(a, sizeof(a), "failed");
+			snprintf(b, sizeof(b), "-");
+		}
 		fprintf(f, "%-16s %3u %19s %19s %7.2f %8.3f %8.1f %8.1f %9.0f ", label,
 			s->channels_used, a, b, s->med[FIG_CPU_S], s->med[FIG_CPU_PER_GIB],
 			s->med[FIG_SRC_RSS_KIB] / 1024, s->med[FIG_DST_RSS_KIB] / 1024,
@@ -252,8 +257,8 @@ void report_json(FILE *f, const struct bench_cfg *cfg, struct run_stats *st, uns
 	fprintf(f, "{\n  \"tool\": \"vfio-uring-bench\",\n  \"config\": {\"transport\": ");
 	json_str(f, transport_name(cfg));
 	fprintf(f, ", \"repeat\": %u, \"switchover_delay_ms\": %u, \"buffer_cap\": %zu, "
-		   "\"seed\": %llu},\n",
-		cfg->repeat, cfg->switchover_delay_ms, cfg->buffer_cap,
+		   "\"src_buffer_cap\": %zu, \"seed\": %llu},\n",
+		cfg->repeat, cfg->switchover_delay_ms, cfg->buffer_cap, cfg->src_buffer_cap,
 		(unsigned long long)cfg->seed);
 	if (ref) {
 		variant_label(&ref->p, label, sizeof(label));
