@@ -36,6 +36,7 @@ static struct {
 } dc;
 
 static double progress_frac; /* of all runs of this invocation, for the progress bar */
+static bool devices_fresh;   /* just created: the next run is a warm-up */
 
 static void devices_free(void)
 {
@@ -91,6 +92,7 @@ static int devices_prepare(const struct bench_cfg *cfg, unsigned devices, uint64
 		}
 		dc.have_src = want_src;
 		dc.have_sink = want_sink;
+		devices_fresh = true;
 	}
 	for (unsigned d = 0; d < devices; d++) {
 		/* Each run reads every source from its start and fills empty sinks. */
@@ -206,6 +208,9 @@ static void fill_sample(const struct run_params *p, const struct side_result *sr
 }
 
 static int run_local(const struct bench_cfg *cfg, const struct run_params *p,
+		     struct run_sample *out, const char *label);
+
+static int run_local(const struct bench_cfg *cfg, const struct run_params *p,
 		     struct run_sample *out, const char *label)
 {
 	const struct bench_engine_ops *ops = engine_ops(p->engine);
@@ -222,6 +227,24 @@ static int run_local(const struct bench_cfg *cfg, const struct run_params *p,
 	if (err) {
 		snprintf(out->msg, sizeof(out->msg), "creating the devices: %s", strerror(-err));
 		return out->err = err;
+	}
+	if (devices_fresh) {
+		/*
+		 * The first transfer after creating the memfds is 2-5x slower for every engine
+		 * (the kernel settling GiBs of new shmem pages): one unmeasured raw run first.
+		 */
+		struct run_params warm = *p;
+		struct run_sample ws;
+
+		devices_fresh = false;
+		warm.engine = ENGINE_RAW;
+		warm.devmode = 0;
+		memset(&ws, 0, sizeof(ws));
+		run_local(cfg, &warm, &ws, "warm-up");
+		progress_done();
+		err = devices_prepare(cfg, p->devices, p->size, true, true);
+		if (err)
+			return out->err = err;
 	}
 	err = transport_connect_local(cfg, nconn, &cs);
 	if (err) {
