@@ -24,6 +24,7 @@
 #define VFIO_URING_PROBES_H
 
 #ifdef VU_HAVE_PROBES
+#define SDT_USE_VARIADIC 1
 #include <sys/sdt.h>
 #define VU_PROBE(name, ...) STAP_PROBEV(vfio_uring, name, ##__VA_ARGS__)
 #else

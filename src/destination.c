@@ -1,0 +1,554 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The destination side.
+ *
+ * Channels: each receives its handshake, then header, payload, header, payload, ... one
+ * receive in flight at a time (enum vu_recv_state). A payload is received straight into a
+ * pool buffer of exactly next_packet_size bytes, checked against the maximum before the
+ * buffer is taken. Every check QEMU's destination makes is made here, plus the ones it
+ * misses (a second config packet, data beyond or after the config packet), each with its
+ * own errno (wire.h).
+ *
+ * Devices: packets wait in the reorder table until their idx is next; one write of the
+ * data fd in flight per device, partial writes continued. Nothing is written before
+ * switchover_start(). When packets 0..N-1 are written and config packet N has arrived,
+ * the config blob is loaded (once) and the device is DONE.
+ *
+ * Memory: every payload counts against the pool's cap. Before switchover nothing drains,
+ * so exceeding the cap fails the migration (QEMU 10.1's max-queued-buffers-size). After
+ * switchover a channel whose data does not fit waits ("parked") until a write frees a
+ * buffer. Packets that arrive ahead of their turn may not use the last `reserve` bytes of
+ * the cap (one largest packet per channel): those are kept for each device's next packet,
+ * which is written at once, so out-of-order packets cannot fill the pool while the packets
+ * everything waits for sit behind them in the sockets. If channels are parked and no write
+ * is in flight, nothing will ever free a buffer: the migration fails instead of hanging.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "engine.h"
+#include "probes.h"
+
+static void post_recv(struct vu_channel *chan)
+{
+	struct vfio_uring_engine *e = chan->engine;
+	struct io_uring_sqe *sqe;
+	uint8_t *dst;
+	size_t need;
+
+	switch (chan->recv_state) {
+	case VU_RECV_HANDSHAKE:
+		dst = chan->handshake;
+		need = sizeof(chan->handshake);
+		break;
+	case VU_RECV_HEADER:
+		dst = chan->header;
+		need = sizeof(chan->header);
+		break;
+	case VU_RECV_PAYLOAD:
+		dst = chan->payload->data;
+		need = chan->payload->len;
+		break;
+	default:
+		return;
+	}
+	sqe = vu_engine_get_sqe(e);
+	/* MSG_WAITALL: the kernel retries short receives itself (5.19+); older ones return short. */
+	io_uring_prep_recv(sqe, chan->fd, dst + chan->received, need - chan->received, MSG_WAITALL);
+	vu_op_submitted(e, &chan->io, sqe);
+}
+
+static size_t recv_size(const struct vu_channel *chan)
+{
+	switch (chan->recv_state) {
+	case VU_RECV_HANDSHAKE: return sizeof(chan->handshake);
+	case VU_RECV_HEADER: return sizeof(chan->header);
+	case VU_RECV_PAYLOAD: return chan->payload->len;
+	default: return 0;
+	}
+}
+
+static const char *recv_what(const struct vu_channel *chan)
+{
+	switch (chan->recv_state) {
+	case VU_RECV_HANDSHAKE: return "handshake";
+	case VU_RECV_HEADER: return "packet header";
+	case VU_RECV_PAYLOAD: return "packet payload";
+	default: return "packet";
+	}
+}
+
+static struct vfio_uring_device *find_device(struct vfio_uring_engine *e, const char *idstr,
+					     uint32_t instance_id)
+{
+	for (unsigned i = 0; i < e->n_devices; i++)
+		if (e->devices[i]->instance_id == instance_id &&
+		    strcmp(e->devices[i]->idstr, idstr) == 0)
+			return e->devices[i];
+	return NULL;
+}
+
+/* Every data packet 0..config_idx-1 and the config packet are here (or written). */
+static bool device_complete(const struct vfio_uring_device *dev)
+{
+	return dev->config_idx != VU_WIRE_VFIO_IDX_INVALID &&
+	       dev->data_idx_end == dev->config_idx && dev->queued + dev->next_write_idx ==
+	       dev->config_idx;
+}
+
+static void issue_write(struct vfio_uring_device *dev)
+{
+	struct vfio_uring_engine *e = dev->engine;
+	struct io_uring_sqe *sqe = vu_engine_get_sqe(e);
+	struct vu_buf *buf = dev->writing;
+
+	io_uring_prep_write(sqe, dev->data_fd, buf->data + dev->write_offset,
+			    (unsigned)(buf->len - dev->write_offset), (uint64_t)-1);
+	if (e->opts.flags & VFIO_URING_ENGINE_F_FORCE_ASYNC_DEVICE_IO)
+		sqe->flags |= IOSQE_ASYNC;
+	vu_op_submitted(e, &dev->io, sqe);
+	e->writes_in_flight++;
+}
+
+static void load_config(struct vfio_uring_device *dev)
+{
+	struct vfio_uring_engine *e = dev->engine;
+	struct vu_buf *buf = dev->config;
+	const uint8_t *blob;
+	size_t blob_len;
+	int ret = 0;
+
+	/* Checked on arrival; cannot fail here. */
+	vu_wire_unframe_config(buf->data, buf->len, &blob, &blob_len, NULL, 0);
+	if (dev->load_config)
+		ret = dev->load_config(dev->opaque, blob, blob_len);
+	dev->config = NULL;
+	vu_pool_put(&e->pool, buf);
+	if (ret < 0) {
+		vu_engine_fail(e, dev, NULL, ret, "load_config callback failed: %s", strerror(-ret));
+		return;
+	}
+	VU_PROBE(config_loaded, dev->idstr, dev->instance_id, blob_len);
+	vu_device_done(dev);
+}
+
+/* Writes the device's next packet if it is here; loads the config after the last one. */
+static void device_pump(struct vfio_uring_device *dev)
+{
+	struct vfio_uring_engine *e = dev->engine;
+	struct vu_buf *buf;
+
+	if (!e->switchover || e->failed || dev->state != VFIO_URING_DEVICE_ACTIVE || dev->writing)
+		return;
+	while ((buf = vu_reorder_take(&e->reorder, dev->index, dev->next_write_idx))) {
+		dev->queued--;
+		dev->next_write_idx++;
+		if (buf->len) {
+			dev->writing = buf;
+			dev->write_offset = 0;
+			issue_write(dev);
+			return;
+		}
+		/* A data packet without data: nothing to write. */
+		VU_PROBE(packet_written, dev->idstr, dev->instance_id, buf->idx, 0,
+			 vu_now_ns() - buf->arrival_ns);
+		vu_pool_put(&e->pool, buf);
+	}
+	if (dev->config && dev->next_write_idx == dev->config_idx)
+		load_config(dev);
+}
+
+static void park(struct vu_channel *chan)
+{
+	struct vfio_uring_engine *e = chan->engine;
+
+	chan->recv_state = VU_RECV_PARKED;
+	chan->next_parked = NULL;
+	if (e->parked_tail)
+		e->parked_tail->next_parked = chan;
+	else
+		e->parked_head = chan;
+	e->parked_tail = chan;
+}
+
+static void on_payload(struct vu_channel *chan);
+
+/*
+ * Takes the buffer for the data of the packet whose headers were just received and starts
+ * receiving it; false when it must wait for pool space.
+ */
+static bool take_payload_buffer(struct vu_channel *chan)
+{
+	struct vfio_uring_engine *e = chan->engine;
+	struct vfio_uring_device *dev = chan->target;
+	size_t len = chan->hdr.next_packet_size - VU_WIRE_VFIO_HEADER_SIZE;
+	size_t charge = ((len ? len : 1) + VU_POOL_GRANULE - 1) / VU_POOL_GRANULE * VU_POOL_GRANULE;
+	bool next_in_turn = chan->vh.idx == dev->next_write_idx;
+	struct vu_buf *buf;
+
+	if (e->switchover && !next_in_turn && e->pool.in_use + charge + e->reserve > e->pool.cap)
+		return false;
+	buf = vu_pool_get(&e->pool, len ? len : 1); /* an empty packet still holds its idx */
+	if (!buf)
+		return false;
+	buf->len = len;
+	buf->dev = dev;
+	buf->idx = chan->vh.idx;
+	buf->flags = chan->vh.flags;
+	chan->payload = buf;
+	chan->recv_state = VU_RECV_PAYLOAD;
+	if (len)
+		post_recv(chan);
+	else
+		on_payload(chan);
+	return true;
+}
+
+/*
+ * Resumes parked channels that can get a buffer now (a device's next packet may use the
+ * reserve, so it can pass the ones ahead of it); then, if some still wait and no write is
+ * in flight, nothing will ever free a buffer: fail rather than hang.
+ */
+static void buffers_freed(struct vfio_uring_engine *e)
+{
+	struct vu_channel **link = &e->parked_head, *chan, *last = NULL;
+
+	while ((chan = *link) && !e->failed) {
+		if (take_payload_buffer(chan)) {
+			*link = chan->next_parked;
+		} else {
+			last = chan;
+			link = &chan->next_parked;
+		}
+	}
+	e->parked_tail = last;
+	if (e->parked_head && !e->failed && e->writes_in_flight == 0)
+		vu_engine_fail(e, e->parked_head->target, e->parked_head, VU_EBUFFER_CAP,
+			       "buffer cap of %zu bytes is full of packets waiting for earlier ones "
+			       "(%zu bytes held); no write can free any",
+			       e->pool.cap, e->pool.in_use);
+}
+
+static void on_handshake(struct vu_channel *chan)
+{
+	struct vfio_uring_engine *e = chan->engine;
+	struct vu_wire_handshake hs;
+	char msg[VU_MESSAGE_SIZE / 2];
+	int ret;
+
+	vu_wire_decode_handshake(chan->handshake, &hs);
+	ret = vu_wire_check_handshake(&hs, e->opts.uuid, e->n_channels, msg, sizeof(msg));
+	if (ret) {
+		vu_engine_fail(e, NULL, chan, ret, "%s", msg);
+		return;
+	}
+	if (e->channel_ids_seen[hs.id / 64] & (1ull << (hs.id % 64))) {
+		vu_engine_fail(e, NULL, chan, VU_EHS_CHANNEL_DUP,
+			       "handshake channel id %u already seen on another channel", hs.id);
+		return;
+	}
+	e->channel_ids_seen[hs.id / 64] |= 1ull << (hs.id % 64);
+	VU_PROBE(handshake_accepted, chan->index, hs.id);
+	chan->recv_state = VU_RECV_HEADER;
+	if (!e->finishing) /* all devices done already: this channel carries nothing more */
+		post_recv(chan);
+}
+
+/*
+ * Checks a packet's (idx, flags) against what its device has already seen: on arrival of
+ * its headers (to fail before taking a buffer) and again once its data is in (another
+ * channel may have delivered a packet meanwhile). 0 or a VU_EVFIO_* errno.
+ */
+static int check_order(const struct vfio_uring_device *dev, const struct vu_wire_vfio_header *vh,
+		       char *msg, size_t size)
+{
+	if (vh->flags & VU_WIRE_VFIO_FLAG_CONFIG_STATE) {
+		if (dev->config_idx != VU_WIRE_VFIO_IDX_INVALID) {
+			snprintf(msg, size, "second config packet (idx %u, first was idx %u)",
+				 vh->idx, dev->config_idx);
+			return VU_EVFIO_CONFIG_DUP;
+		}
+		if (dev->data_idx_end > vh->idx) {
+			snprintf(msg, size,
+				 "config packet idx %u, but data packet idx %llu was received",
+				 vh->idx, (unsigned long long)dev->data_idx_end - 1);
+			return VU_EVFIO_DATA_AFTER_CONFIG;
+		}
+		return 0;
+	}
+	if (dev->config_idx != VU_WIRE_VFIO_IDX_INVALID && vh->idx > dev->config_idx) {
+		snprintf(msg, size, "data packet idx %u beyond the config packet's idx %u", vh->idx,
+			 dev->config_idx);
+		return VU_EVFIO_IDX_BEYOND_CONFIG;
+	}
+	if (vh->idx == dev->config_idx || vh->idx < dev->next_write_idx ||
+	    vu_reorder_contains(&dev->engine->reorder, dev->index, vh->idx)) {
+		snprintf(msg, size, "duplicate packet idx %u", vh->idx);
+		return VU_EVFIO_IDX_DUP;
+	}
+	return 0;
+}
+
+static void on_header(struct vu_channel *chan)
+{
+	struct vfio_uring_engine *e = chan->engine;
+	struct vfio_uring_device *dev;
+	char msg[VU_MESSAGE_SIZE / 2];
+	int ret;
+
+	ret = vu_wire_decode_header(chan->header, &chan->hdr, (uint32_t)e->opts.max_packet_size,
+				    msg, sizeof(msg));
+	if (ret) {
+		vu_engine_fail(e, NULL, chan, ret, "%s", msg);
+		return;
+	}
+	dev = find_device(e, chan->hdr.idstr, chan->hdr.instance_id);
+	if (!dev) {
+		vu_engine_fail(e, NULL, chan, VU_EPKT_UNKNOWN_DEVICE,
+			       "packet for unknown device %s/%u", chan->hdr.idstr,
+			       chan->hdr.instance_id);
+		return;
+	}
+	if (dev->state == VFIO_URING_DEVICE_NOT_MULTIFD) {
+		vu_engine_fail(e, dev, chan, VU_EPKT_NOT_MULTIFD,
+			       "device-state packet for a device whose multifd switch is OFF");
+		return;
+	}
+	ret = vu_wire_decode_vfio_header(chan->header + VU_WIRE_HEADER_SIZE,
+					 chan->hdr.next_packet_size, &chan->vh, msg, sizeof(msg));
+	if (!ret)
+		ret = check_order(dev, &chan->vh, msg, sizeof(msg));
+	if (ret) {
+		vu_engine_fail(e, dev, chan, ret, "%s", msg);
+		return;
+	}
+	chan->target = dev;
+	if (take_payload_buffer(chan))
+		return;
+	if (!e->switchover) {
+		vu_engine_fail(e, dev, chan, VU_EBUFFER_CAP,
+			       "a %u-byte packet would exceed the buffer cap of %zu bytes before "
+			       "switchover start (%zu bytes queued)",
+			       chan->hdr.next_packet_size, e->pool.cap, e->pool.in_use);
+		return;
+	}
+	park(chan);
+	buffers_freed(e);
+}
+
+static void on_payload(struct vu_channel *chan)
+{
+	struct vfio_uring_engine *e = chan->engine;
+	struct vfio_uring_device *dev = chan->target;
+	struct vu_buf *buf = chan->payload;
+	char msg[VU_MESSAGE_SIZE / 2];
+	const uint8_t *blob;
+	size_t blob_len;
+	int ret;
+
+	chan->payload = NULL;
+	buf->arrival_ns = vu_now_ns();
+	ret = check_order(dev, &chan->vh, msg, sizeof(msg));
+	if (!ret && (buf->flags & VU_WIRE_VFIO_FLAG_CONFIG_STATE))
+		ret = vu_wire_unframe_config(buf->data, buf->len, &blob, &blob_len, msg, sizeof(msg));
+	if (!ret && !(buf->flags & VU_WIRE_VFIO_FLAG_CONFIG_STATE) &&
+	    vu_reorder_insert(&e->reorder, buf)) { /* cannot happen: sized for the whole pool */
+		ret = VU_EBUFFER_CAP;
+		snprintf(msg, sizeof(msg), "reorder table full");
+	}
+	if (ret) {
+		vu_pool_put(&e->pool, buf);
+		vu_engine_fail(e, dev, chan, ret, "%s", msg);
+		return;
+	}
+	if (buf->flags & VU_WIRE_VFIO_FLAG_CONFIG_STATE) {
+		dev->config = buf;
+		dev->config_idx = buf->idx;
+	} else {
+		dev->queued++;
+		if (buf->idx >= dev->data_idx_end)
+			dev->data_idx_end = (uint64_t)buf->idx + 1;
+	}
+	dev->packets++;
+	dev->bytes += VU_WIRE_VFIO_HEADER_SIZE + buf->len;
+	chan->stats.packets++;
+	VU_PROBE(packet_received, dev->idstr, dev->instance_id, buf->idx,
+		 VU_WIRE_VFIO_HEADER_SIZE + buf->len, chan->index, VU_WIRE_PACKET_OVERHEAD + buf->len,
+		 dev->queued);
+	chan->recv_state = VU_RECV_HEADER;
+	post_recv(chan);
+	device_pump(dev);
+}
+
+static void on_eof(struct vu_channel *chan)
+{
+	struct vfio_uring_engine *e = chan->engine;
+
+	if (chan->recv_state == VU_RECV_HEADER && chan->received >= VU_WIRE_HEADER_SIZE) {
+		/* A packet shorter than its VFIO header ends the stream: report what it is. */
+		char msg[VU_MESSAGE_SIZE / 2];
+		int ret = vu_wire_decode_header(chan->header, &chan->hdr,
+						(uint32_t)e->opts.max_packet_size, msg, sizeof(msg));
+
+		if (!ret)
+			ret = vu_wire_decode_vfio_header(chan->header + VU_WIRE_HEADER_SIZE,
+							 chan->hdr.next_packet_size, &chan->vh, msg,
+							 sizeof(msg));
+		if (ret && ret != VU_EVFIO_VERSION && ret != VU_EVFIO_FLAGS &&
+		    ret != VU_EVFIO_IDX_INVALID) {
+			vu_engine_fail(e, NULL, chan, ret, "%s", msg);
+			return;
+		}
+	}
+	if (chan->received || chan->recv_state == VU_RECV_PAYLOAD) {
+		vu_engine_fail(e, chan->target, chan, VU_ESTREAM_TRUNCATED,
+			       "connection closed after %zu of %zu bytes of a %s", chan->received,
+			       recv_size(chan), recv_what(chan));
+		return;
+	}
+	if (chan->recv_state == VU_RECV_HANDSHAKE) {
+		vu_engine_fail(e, NULL, chan, VU_ESTREAM_ENDED, "connection closed before the handshake");
+		return;
+	}
+	chan->recv_state = VU_RECV_CLOSED;
+	e->channels_open--;
+	if (e->finishing || e->channels_open)
+		return;
+	/* Every channel is closed: whatever is not here by now never will be. */
+	for (unsigned i = 0; i < e->n_devices; i++) {
+		struct vfio_uring_device *dev = e->devices[i];
+
+		if (dev->state == VFIO_URING_DEVICE_ACTIVE && !device_complete(dev)) {
+			if (dev->config_idx == VU_WIRE_VFIO_IDX_INVALID)
+				vu_engine_fail(e, dev, NULL, VU_ESTREAM_ENDED,
+					       "every channel closed before the config packet arrived "
+					       "(%llu packets received)", (unsigned long long)dev->packets);
+			else
+				vu_engine_fail(e, dev, NULL, VU_ESTREAM_ENDED,
+					       "every channel closed with packets missing before idx %u",
+					       dev->config_idx);
+			return;
+		}
+	}
+}
+
+void vu_destination_recv_done(struct vu_channel *chan, int res)
+{
+	struct vfio_uring_engine *e = chan->engine;
+
+	if (e->failed)
+		return; /* teardown returns chan->payload */
+	if (res == -ECANCELED && e->finishing)
+		return; /* the receive vu_destination_finish() cancelled */
+	if (res == -EINTR || res == -EAGAIN) {
+		post_recv(chan);
+		return;
+	}
+	if (res < 0) {
+		vu_engine_fail(e, chan->target, chan, res, "receive failed: %s", strerror(-res));
+		return;
+	}
+	if (res == 0) {
+		on_eof(chan);
+		return;
+	}
+	if (e->finishing && chan->recv_state != VU_RECV_HANDSHAKE) {
+		vu_engine_fail(e, NULL, chan, VU_EPKT_MAGIC,
+			       "%d unexpected bytes after every device was done", res);
+		return;
+	}
+	chan->received += (size_t)res;
+	chan->stats.wire_bytes += (uint64_t)res;
+	if (chan->received < recv_size(chan)) {
+		post_recv(chan);
+		return;
+	}
+	chan->received = 0;
+	switch (chan->recv_state) {
+	case VU_RECV_HANDSHAKE:
+		on_handshake(chan);
+		break;
+	case VU_RECV_HEADER:
+		on_header(chan);
+		break;
+	case VU_RECV_PAYLOAD:
+		on_payload(chan);
+		break;
+	default:
+		__builtin_unreachable();
+	}
+}
+
+void vu_destination_write_done(struct vfio_uring_device *dev, int res)
+{
+	struct vfio_uring_engine *e = dev->engine;
+	struct vu_buf *buf = dev->writing;
+
+	e->writes_in_flight--;
+	if (e->failed)
+		return; /* teardown returns dev->writing */
+	if (res == -EINTR || res == -EAGAIN) {
+		issue_write(dev);
+		return;
+	}
+	if (res <= 0) {
+		res = res ? res : -EIO;
+		vu_engine_fail(e, dev, NULL, res,
+			       "write of packet idx %u to the migration data fd failed: %s", buf->idx,
+			       strerror(-res));
+		return;
+	}
+	dev->write_offset += (size_t)res;
+	dev->data_bytes += (uint64_t)res;
+	if (dev->write_offset < buf->len) { /* partial write: the rest follows, in order */
+		issue_write(dev);
+		return;
+	}
+	VU_PROBE(packet_written, dev->idstr, dev->instance_id, buf->idx, buf->len,
+		 vu_now_ns() - buf->arrival_ns);
+	dev->writing = NULL;
+	vu_pool_put(&e->pool, buf);
+	device_pump(dev);
+	buffers_freed(e);
+}
+
+int vu_destination_start(struct vfio_uring_engine *e)
+{
+	e->channels_open = e->n_channels;
+	e->reserve = e->n_channels * e->opts.max_packet_size;
+	if (e->reserve > e->pool.cap / 2)
+		e->reserve = e->pool.cap / 2;
+	for (unsigned i = 0; i < e->n_channels; i++) {
+		e->channels[i].recv_state = VU_RECV_HANDSHAKE;
+		post_recv(&e->channels[i]);
+	}
+	if (e->switchover)
+		vu_destination_switchover(e);
+	return 0;
+}
+
+void vu_destination_switchover(struct vfio_uring_engine *e)
+{
+	for (unsigned i = 0; i < e->n_devices && !e->failed; i++)
+		device_pump(e->devices[i]);
+}
+
+void vu_destination_finish(struct vfio_uring_engine *e)
+{
+	/*
+	 * Cancel the header receives still waiting on channels. A channel whose handshake has
+	 * not arrived yet keeps waiting for it: every channel must have been a valid one.
+	 */
+	for (unsigned i = 0; i < e->n_channels; i++) {
+		struct vu_channel *chan = &e->channels[i];
+		struct io_uring_sqe *sqe;
+
+		if (!chan->io.in_flight || chan->recv_state == VU_RECV_HANDSHAKE)
+			continue;
+		sqe = vu_engine_get_sqe(e);
+		io_uring_prep_cancel(sqe, &chan->io, 0);
+		io_uring_sqe_set_data(sqe, NULL);
+	}
+}

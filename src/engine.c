@@ -1,0 +1,809 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The engine core: the ring and its feature probing, registration, the completion
+ * dispatcher, the blocking and non-blocking loops, failure and teardown. What the source
+ * and destination do with completions lives in source.c and destination.c.
+ */
+#include "engine.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "probes.h"
+
+/* The opcodes the engine issues; all present since Linux 5.6, probed anyway. */
+static const struct {
+	int opcode;
+	const char *name;
+} required_ops[] = {
+	{ IORING_OP_READ, "READ" },         { IORING_OP_WRITE, "WRITE" },
+	{ IORING_OP_SEND, "SEND" },         { IORING_OP_RECV, "RECV" },
+	{ IORING_OP_ASYNC_CANCEL, "ASYNC_CANCEL" },
+};
+
+/*
+ * Setup flags, best first. SINGLE_ISSUER (6.0) lets the kernel skip submission locking;
+ * R_DISABLED (5.10) defers binding the single issuer to the thread that calls start().
+ *
+ * COOP_TASKRUN and DEFER_TASKRUN are deliberately not used: with them a completion waits as
+ * task work until the task itself enters io_uring, so a VMM sleeping in poll() or epoll on
+ * the ring fd (vfio_uring_engine_get_fd) would never be woken. The integration tests drive
+ * the engine from poll() and caught exactly that.
+ */
+static const unsigned setup_flag_sets[] = {
+	IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_R_DISABLED,
+	0,
+};
+
+uint64_t vu_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+const char *vu_side_name(const struct vfio_uring_engine *e)
+{
+	return e->opts.side == VFIO_URING_SOURCE ? "source" : "destination";
+}
+
+void vfio_uring_engine_opts_init(struct vfio_uring_engine_opts *opts, enum vfio_uring_side side)
+{
+	*opts = (struct vfio_uring_engine_opts){
+		.size = sizeof(*opts),
+		.side = side,
+		.buffer_cap = VFIO_URING_DEFAULT_BUFFER_CAP,
+		.chunk_size = VFIO_URING_DEFAULT_CHUNK_SIZE,
+		.max_packet_size = VFIO_URING_DEFAULT_MAX_PACKET_SIZE,
+		.ring_entries = VFIO_URING_DEFAULT_RING_ENTRIES,
+	};
+}
+
+void vfio_uring_device_opts_init(struct vfio_uring_device_opts *opts)
+{
+	*opts = (struct vfio_uring_device_opts){
+		.size = sizeof(*opts),
+		.data_fd = -1,
+		.multifd = VFIO_URING_MULTIFD_AUTO,
+	};
+}
+
+static int probe_opcodes(struct vfio_uring_engine *e)
+{
+	struct io_uring_probe *probe = io_uring_get_probe_ring(&e->ring);
+	int ret = 0;
+
+	if (!probe) /* IORING_REGISTER_PROBE is 5.6; older kernels lack the opcodes too */
+		return -EOPNOTSUPP;
+	for (size_t i = 0; i < sizeof(required_ops) / sizeof(required_ops[0]); i++) {
+		if (!io_uring_opcode_supported(probe, required_ops[i].opcode)) {
+			snprintf(e->message, sizeof(e->message),
+				 "kernel lacks io_uring opcode %s", required_ops[i].name);
+			ret = -EOPNOTSUPP;
+			break;
+		}
+	}
+	io_uring_free_probe(probe);
+	return ret;
+}
+
+static int setup_ring(struct vfio_uring_engine *e)
+{
+	bool baseline = e->opts.flags & VFIO_URING_ENGINE_F_BASELINE_RING;
+	size_t first = baseline ? sizeof(setup_flag_sets) / sizeof(setup_flag_sets[0]) - 1 : 0;
+	int ret = -EINVAL;
+
+	for (size_t i = first; i < sizeof(setup_flag_sets) / sizeof(setup_flag_sets[0]); i++) {
+		ret = io_uring_queue_init(e->opts.ring_entries, &e->ring, setup_flag_sets[i]);
+		if (ret == 0) {
+			e->ring_flags = setup_flag_sets[i];
+			break;
+		}
+		if (ret != -EINVAL) /* EINVAL: flags unknown to this kernel; try fewer */
+			return ret;
+	}
+	if (ret)
+		return ret;
+	e->ring_ready = true;
+	if (!(e->ring.features & IORING_FEAT_RW_CUR_POS)) /* 5.6: offset -1 = file position */
+		return -EOPNOTSUPP;
+	return probe_opcodes(e);
+}
+
+static bool opts_valid(const struct vfio_uring_engine_opts *o)
+{
+	if (o->size < offsetof(struct vfio_uring_engine_opts, flags) + sizeof(o->flags))
+		return false;
+	if (o->side != VFIO_URING_SOURCE && o->side != VFIO_URING_DESTINATION)
+		return false;
+	if (o->ring_entries == 0 || o->ring_entries > 32768)
+		return false;
+	if (o->flags & ~(unsigned)(VFIO_URING_ENGINE_F_FORCE_ASYNC_DEVICE_IO |
+				   VFIO_URING_ENGINE_F_BASELINE_RING))
+		return false;
+	if (o->side == VFIO_URING_SOURCE) {
+		/* One read is one packet: its payload size must fit the u32 next_packet_size. */
+		if (o->chunk_size == 0 || o->chunk_size > (1u << 30))
+			return false;
+		return o->chunk_size + VU_WIRE_PACKET_OVERHEAD <= o->buffer_cap;
+	}
+	return o->max_packet_size >= VU_WIRE_VFIO_HEADER_SIZE + VU_WIRE_CONFIG_FRAMING &&
+	       o->max_packet_size <= UINT32_MAX && o->max_packet_size <= o->buffer_cap;
+}
+
+int vfio_uring_engine_create(const struct vfio_uring_engine_opts *opts,
+			     struct vfio_uring_engine **out)
+{
+	struct vfio_uring_engine *e;
+	size_t max_request;
+	int ret;
+
+	if (!opts || !out || !opts_valid(opts))
+		return -EINVAL;
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	memcpy(&e->opts, opts, sizeof(e->opts));
+	e->opts.size = sizeof(e->opts);
+
+	/*
+	 * A source buffer holds the whole packet (headers in front of the data, so a packet is
+	 * one send); a destination buffer holds a payload. Config packets may be larger than a
+	 * chunk: they take whatever the cap allows.
+	 */
+	max_request = e->opts.side == VFIO_URING_SOURCE ? e->opts.buffer_cap : e->opts.max_packet_size;
+	ret = vu_pool_init(&e->pool, e->opts.buffer_cap, max_request);
+	if (ret)
+		goto err;
+	if (e->opts.side == VFIO_URING_DESTINATION) {
+		ret = vu_reorder_init(&e->reorder, vu_pool_max_buffers(&e->pool));
+		if (ret)
+			goto err;
+	}
+	ret = setup_ring(e);
+	if (ret)
+		goto err;
+	*out = e;
+	return 0;
+err:
+	vfio_uring_engine_destroy(e);
+	return ret;
+}
+
+int vfio_uring_engine_add_channel(struct vfio_uring_engine *e, int sockfd)
+{
+	struct vu_channel *chans;
+	struct stat st;
+
+	if (!e)
+		return -EINVAL;
+	if (e->started)
+		return -EBUSY;
+	if (e->n_channels >= VFIO_URING_MAX_CHANNELS)
+		return -E2BIG;
+	if (sockfd < 0 || fstat(sockfd, &st) < 0)
+		return -EBADF;
+	if (!S_ISSOCK(st.st_mode))
+		return -ENOTSOCK;
+	chans = realloc(e->channels, (e->n_channels + 1) * sizeof(*chans));
+	if (!chans)
+		return -ENOMEM;
+	e->channels = chans;
+	chans[e->n_channels] = (struct vu_channel){
+		.engine = e,
+		.index = e->n_channels,
+		.fd = sockfd,
+		.io = { .kind = e->opts.side == VFIO_URING_SOURCE ? VU_OP_CHANNEL_SEND
+								 : VU_OP_CHANNEL_RECV },
+	};
+	return (int)e->n_channels++;
+}
+
+int vfio_uring_engine_add_device(struct vfio_uring_engine *e,
+				 const struct vfio_uring_device_opts *opts,
+				 struct vfio_uring_device **out)
+{
+	struct vfio_uring_device *dev, **devs;
+	size_t len;
+
+	if (!e || !opts || !opts->idstr ||
+	    opts->size < offsetof(struct vfio_uring_device_opts, opaque) + sizeof(opts->opaque))
+		return -EINVAL;
+	if (e->started)
+		return -EBUSY;
+	len = strnlen(opts->idstr, VFIO_URING_IDSTR_MAX);
+	if (len == 0 || len >= VFIO_URING_IDSTR_MAX || opts->data_fd < 0 ||
+	    opts->multifd > VFIO_URING_MULTIFD_OFF)
+		return -EINVAL;
+	for (unsigned i = 0; i < e->n_devices; i++)
+		if (e->devices[i]->instance_id == opts->instance_id &&
+		    strcmp(e->devices[i]->idstr, opts->idstr) == 0)
+			return -EEXIST;
+	dev = calloc(1, sizeof(*dev));
+	devs = realloc(e->devices, (e->n_devices + 1) * sizeof(*devs));
+	if (!dev || !devs) {
+		free(dev);
+		if (devs)
+			e->devices = devs;
+		return -ENOMEM;
+	}
+	e->devices = devs;
+	dev->engine = e;
+	dev->index = e->n_devices;
+	memcpy(dev->idstr, opts->idstr, len);
+	dev->instance_id = opts->instance_id;
+	dev->data_fd = opts->data_fd;
+	dev->multifd = opts->multifd;
+	dev->save_config = opts->save_config;
+	dev->load_config = opts->load_config;
+	dev->done = opts->done;
+	dev->opaque = opts->opaque;
+	dev->state = VFIO_URING_DEVICE_REGISTERED;
+	dev->config_idx = VU_WIRE_VFIO_IDX_INVALID;
+	dev->io.owner = dev;
+	dev->io.kind = e->opts.side == VFIO_URING_SOURCE ? VU_OP_DEVICE_READ : VU_OP_DEVICE_WRITE;
+	devs[e->n_devices++] = dev;
+	if (out)
+		*out = dev;
+	return 0;
+}
+
+int vfio_uring_device_set_multifd(struct vfio_uring_device *dev, enum vfio_uring_multifd_mode mode)
+{
+	if (!dev || mode > VFIO_URING_MULTIFD_OFF)
+		return -EINVAL;
+	if (dev->engine->started)
+		return -EBUSY;
+	dev->multifd = mode;
+	return 0;
+}
+
+int vfio_uring_engine_start(struct vfio_uring_engine *e)
+{
+	int ret;
+
+	if (!e)
+		return -EINVAL;
+	if (e->started)
+		return -EBUSY;
+	/* Sample every device's switch first, so that a bad one changes nothing. */
+	for (unsigned i = 0; i < e->n_devices; i++) {
+		if (e->devices[i]->multifd == VFIO_URING_MULTIFD_ON && e->n_channels == 0) {
+			snprintf(e->message, sizeof(e->message),
+				 "%s: device %s/%u: multifd is ON but the engine has no channel",
+				 vu_side_name(e), e->devices[i]->idstr, e->devices[i]->instance_id);
+			return -EINVAL;
+		}
+	}
+	if (e->ring_flags & IORING_SETUP_R_DISABLED) {
+		/*
+		 * This thread becomes the single issuer. liburing 2.3 declares
+		 * io_uring_enable_rings() but does not ship it: register directly.
+		 */
+		if (syscall(__NR_io_uring_register, e->ring.ring_fd, IORING_REGISTER_ENABLE_RINGS,
+			    NULL, 0) < 0)
+			return -errno;
+	}
+	e->started = true;
+	e->last_progress_ns = vu_now_ns();
+	for (unsigned i = 0; i < e->n_devices; i++) {
+		struct vfio_uring_device *dev = e->devices[i];
+
+		if (dev->multifd == VFIO_URING_MULTIFD_OFF ||
+		    (dev->multifd == VFIO_URING_MULTIFD_AUTO && e->n_channels == 0)) {
+			dev->state = VFIO_URING_DEVICE_NOT_MULTIFD;
+			continue;
+		}
+		dev->state = VFIO_URING_DEVICE_ACTIVE;
+		dev->started_ns = e->last_progress_ns;
+		e->devices_active++;
+	}
+	for (unsigned i = 0; i < e->n_channels; i++)
+		e->channels[i].io.owner = &e->channels[i];
+	if (e->opts.side == VFIO_URING_SOURCE)
+		ret = vu_source_start(e);
+	else
+		ret = vu_destination_start(e);
+	if (ret)
+		return ret;
+	if (e->devices_active == 0)
+		e->finishing = true;
+	/* Push the first batch to the kernel now, so a poller sees progress. */
+	io_uring_submit(&e->ring);
+	e->ring_enters++;
+	return 0;
+}
+
+int vfio_uring_engine_switchover_start(struct vfio_uring_engine *e)
+{
+	if (!e || e->opts.side != VFIO_URING_DESTINATION)
+		return -EINVAL;
+	if (e->switchover)
+		return 0;
+	e->switchover = true;
+	/* The progress timeout runs from here: before it, waiting is the caller's choice. */
+	e->last_progress_ns = vu_now_ns();
+	if (e->started && !e->failed)
+		vu_destination_switchover(e);
+	return 0;
+}
+
+struct io_uring_sqe *vu_engine_get_sqe(struct vfio_uring_engine *e)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&e->ring);
+
+	if (!sqe) {
+		/* The SQ is full: hand the batch to the kernel and take a fresh slot. */
+		io_uring_submit(&e->ring);
+		e->ring_enters++;
+		sqe = io_uring_get_sqe(&e->ring);
+	}
+	return sqe;
+}
+
+void vu_op_submitted(struct vfio_uring_engine *e, struct vu_op *op, struct io_uring_sqe *sqe)
+{
+	io_uring_sqe_set_data(sqe, op);
+	op->in_flight = true;
+	e->in_flight++;
+}
+
+/* Cancels every operation in flight; their CQEs still arrive and are dispatched. */
+static void cancel_all(struct vfio_uring_engine *e)
+{
+	for (unsigned i = 0; i < e->n_devices + e->n_channels; i++) {
+		struct vu_op *op = i < e->n_devices ? &e->devices[i]->io
+						    : &e->channels[i - e->n_devices].io;
+		struct io_uring_sqe *sqe;
+
+		if (!op->in_flight)
+			continue;
+		sqe = vu_engine_get_sqe(e);
+		if (!sqe)
+			break; /* cannot happen after a submit; drain() cancels again */
+		io_uring_prep_cancel(sqe, op, 0);
+		io_uring_sqe_set_data(sqe, NULL); /* the cancel's own CQE is ignored */
+	}
+}
+
+static void finish_device(struct vfio_uring_device *dev, enum vfio_uring_device_state state)
+{
+	struct vfio_uring_engine *e = dev->engine;
+
+	dev->state = state;
+	e->devices_active--;
+	if (dev->done)
+		dev->done(dev->opaque, dev->error);
+}
+
+void vu_device_done(struct vfio_uring_device *dev)
+{
+	struct vfio_uring_engine *e = dev->engine;
+
+	VU_PROBE(device_done, dev->idstr, dev->instance_id, dev->bytes,
+		 vu_now_ns() - dev->started_ns);
+	finish_device(dev, VFIO_URING_DEVICE_DONE);
+	if (e->devices_active == 0 && !e->failed) {
+		e->finishing = true;
+		if (e->opts.side == VFIO_URING_DESTINATION)
+			vu_destination_finish(e);
+	}
+}
+
+void vu_engine_fail(struct vfio_uring_engine *e, struct vfio_uring_device *dev,
+		    struct vu_channel *chan, int err, const char *fmt, ...)
+{
+	char cause[VU_MESSAGE_SIZE];
+	char where[VU_MESSAGE_SIZE / 2] = "";
+	int n = 0;
+	va_list ap;
+
+	if (e->failed)
+		return; /* the first error is the cause; what follows is fallout */
+	va_start(ap, fmt);
+	vsnprintf(cause, sizeof(cause), fmt, ap);
+	va_end(ap);
+	if (chan)
+		n += snprintf(where + n, sizeof(where) - (size_t)n, "channel %u: ", chan->index);
+	if (dev)
+		snprintf(where + n, sizeof(where) - (size_t)n, "device %.200s/%u: ", dev->idstr,
+			 dev->instance_id);
+	snprintf(e->message, sizeof(e->message), "%s: %.230s%.260s", vu_side_name(e), where, cause);
+	e->failed = true;
+	e->error = err;
+	VU_PROBE(error, vu_side_name(e), dev ? dev->idstr : "", dev ? dev->instance_id : 0, err,
+		 e->message);
+
+	for (unsigned i = 0; i < e->n_devices; i++) {
+		struct vfio_uring_device *d = e->devices[i];
+
+		if (d->state != VFIO_URING_DEVICE_ACTIVE)
+			continue;
+		if (d == dev) {
+			d->error = err;
+			snprintf(d->message, sizeof(d->message), "%s", e->message);
+		} else {
+			d->error = -ECANCELED;
+			snprintf(d->message, sizeof(d->message), "migration failed: %.480s", e->message);
+		}
+		finish_device(d, VFIO_URING_DEVICE_FAILED);
+	}
+	cancel_all(e);
+	/*
+	 * Tell the peer at once rather than leaving it to its own timeout: a half-sent packet
+	 * must never look like a clean end, and a blocked peer must wake up.
+	 */
+	for (unsigned i = 0; i < e->n_channels; i++)
+		shutdown(e->channels[i].fd, SHUT_RDWR);
+}
+
+static void dispatch(struct vfio_uring_engine *e, struct io_uring_cqe *cqe)
+{
+	struct vu_op *op = io_uring_cqe_get_data(cqe);
+
+	e->completions++;
+	if (!op)
+		return; /* a cancel request's own completion */
+	op->in_flight = false;
+	e->in_flight--;
+	e->last_progress_ns = vu_now_ns();
+	switch (op->kind) {
+	case VU_OP_DEVICE_READ:
+		vu_source_read_done(op->owner, cqe->res);
+		break;
+	case VU_OP_CHANNEL_SEND:
+		vu_source_send_done(op->owner, cqe->res);
+		break;
+	case VU_OP_CHANNEL_RECV:
+		vu_destination_recv_done(op->owner, cqe->res);
+		break;
+	case VU_OP_DEVICE_WRITE:
+		vu_destination_write_done(op->owner, cqe->res);
+		break;
+	default:
+		__builtin_unreachable();
+	}
+}
+
+/* Dispatches every CQE that is ready; returns how many. */
+static unsigned reap(struct vfio_uring_engine *e)
+{
+	struct io_uring_cqe *cqe;
+	unsigned head, n = 0;
+
+	/*
+	 * Handlers queue new SQEs and may trigger an early submit (SQ full) which can post
+	 * CQEs; that only appends behind the ones seen here, so advancing by n stays right.
+	 */
+	io_uring_for_each_cqe(&e->ring, head, cqe) {
+		dispatch(e, cqe);
+		n++;
+	}
+	io_uring_cq_advance(&e->ring, n);
+	return n;
+}
+
+/* 1 done, 0 in progress, <0 failed (once nothing is in flight any more). */
+static int status(const struct vfio_uring_engine *e)
+{
+	if (e->failed)
+		return e->in_flight ? 0 : e->error;
+	if (e->finishing && e->in_flight == 0)
+		return 1;
+	return 0;
+}
+
+/* Names what the engine waits on, for a timeout message: "channel 2 (receive), ...". */
+static void describe_waits(const struct vfio_uring_engine *e, char *buf, size_t size)
+{
+	static const char *const what[] = {
+		[VU_OP_DEVICE_READ] = "read", [VU_OP_DEVICE_WRITE] = "write",
+		[VU_OP_CHANNEL_SEND] = "send", [VU_OP_CHANNEL_RECV] = "receive",
+	};
+	size_t n = 0;
+	unsigned listed = 0;
+
+	buf[0] = '\0';
+	for (unsigned i = 0; i < e->n_channels && listed < 4; i++) {
+		const struct vu_channel *chan = &e->channels[i];
+
+		if (chan->io.in_flight || chan->recv_state == VU_RECV_PARKED)
+			n += (size_t)snprintf(buf + n, n < size ? size - n : 0, "%schannel %u (%s)",
+					      listed++ ? ", " : "", i,
+					      chan->io.in_flight ? what[chan->io.kind] : "parked");
+	}
+	for (unsigned i = 0; i < e->n_devices && listed < 4; i++) {
+		const struct vfio_uring_device *dev = e->devices[i];
+
+		if (dev->io.in_flight)
+			n += (size_t)snprintf(buf + n, n < size ? size - n : 0, "%sdevice %.64s/%u (%s)",
+					      listed++ ? ", " : "", dev->idstr, dev->instance_id,
+					      what[dev->io.kind]);
+	}
+	if (!listed)
+		snprintf(buf, size, "nothing (%u operations in flight)", e->in_flight);
+	else if (e->in_flight > listed)
+		snprintf(buf + n, n < size ? size - n : 0, " and %u more", e->in_flight - listed);
+}
+
+static void check_progress(struct vfio_uring_engine *e, uint64_t now)
+{
+	uint64_t limit = (uint64_t)e->opts.progress_timeout_ms * 1000000u;
+
+	if (!limit || e->failed || e->finishing)
+		return;
+	if (e->opts.side == VFIO_URING_DESTINATION && !e->switchover)
+		return;
+	if (now - e->last_progress_ns >= limit) {
+		char waits[VU_MESSAGE_SIZE / 2];
+
+		describe_waits(e, waits, sizeof(waits));
+		vu_engine_fail(e, NULL, NULL, -ETIMEDOUT, "no progress for %u ms, waiting on %s",
+			       e->opts.progress_timeout_ms, waits);
+	}
+}
+
+int vfio_uring_engine_process(struct vfio_uring_engine *e)
+{
+	int ret;
+
+	if (!e || !e->started)
+		return -EINVAL;
+	/* A few passes: completions that arrive inline during submit are handled at once. */
+	for (int pass = 0; pass < 4; pass++) {
+		ret = io_uring_submit_and_get_events(&e->ring);
+		e->ring_enters++;
+		if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY)
+			vu_engine_fail(e, NULL, NULL, ret, "io_uring_enter failed: %s", strerror(-ret));
+		if (reap(e) == 0)
+			break;
+	}
+	/* What the last pass queued must reach the kernel before the caller sleeps in poll(). */
+	if (io_uring_sq_ready(&e->ring)) {
+		io_uring_submit(&e->ring);
+		e->ring_enters++;
+	}
+	check_progress(e, vu_now_ns());
+	ret = status(e);
+	if (ret == 0 && e->failed)
+		return e->error; /* failed, still draining: report it, draining goes on */
+	return ret;
+}
+
+int vfio_uring_engine_run(struct vfio_uring_engine *e, int timeout_ms)
+{
+	uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : vu_now_ns() + (uint64_t)timeout_ms * 1000000u;
+	int ret;
+
+	if (!e || !e->started)
+		return -EINVAL;
+	while ((ret = status(e)) == 0) {
+		uint64_t now = vu_now_ns(), wait_until = deadline;
+		struct __kernel_timespec ts;
+		struct io_uring_cqe *cqe;
+
+		check_progress(e, now);
+		if (e->opts.progress_timeout_ms && !e->failed && !e->finishing) {
+			uint64_t limit = e->last_progress_ns +
+					 (uint64_t)e->opts.progress_timeout_ms * 1000000u;
+
+			if (limit < wait_until)
+				wait_until = limit;
+		}
+		if (now >= deadline)
+			return -ETIMEDOUT;
+		if (wait_until == UINT64_MAX) {
+			ret = io_uring_submit_and_wait(&e->ring, 1);
+		} else {
+			uint64_t left = wait_until > now ? wait_until - now : 0;
+
+			ts.tv_sec = (long long)(left / 1000000000u);
+			ts.tv_nsec = (long long)(left % 1000000000u);
+			ret = io_uring_submit_and_wait_timeout(&e->ring, &cqe, 1, &ts, NULL);
+		}
+		e->ring_enters++;
+		if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY)
+			vu_engine_fail(e, NULL, NULL, ret, "io_uring_enter failed: %s", strerror(-ret));
+		reap(e);
+	}
+	return ret > 0 ? 0 : ret;
+}
+
+int vfio_uring_engine_get_fd(const struct vfio_uring_engine *e)
+{
+	if (!e || !e->ring_ready)
+		return -EINVAL;
+	return e->ring.ring_fd;
+}
+
+int vfio_uring_engine_cancel(struct vfio_uring_engine *e)
+{
+	if (!e)
+		return -EINVAL;
+	if (e->started && !e->finishing)
+		vu_engine_fail(e, NULL, NULL, -ECANCELED, "cancelled by the caller");
+	return 0;
+}
+
+int vfio_uring_engine_error(const struct vfio_uring_engine *e, const char **message)
+{
+	if (!e)
+		return -EINVAL;
+	if (message)
+		*message = e->message;
+	return e->error;
+}
+
+/* Waits for every operation in flight, so no kernel write can land in freed memory. */
+static void drain(struct vfio_uring_engine *e)
+{
+	if (!e->ring_ready || !e->started)
+		return;
+	if (e->in_flight)
+		cancel_all(e);
+	while (e->in_flight) {
+		int ret = io_uring_submit_and_wait(&e->ring, 1);
+
+		e->ring_enters++;
+		if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY)
+			break;
+		reap(e);
+	}
+}
+
+static void release_buffers(struct vfio_uring_engine *e)
+{
+	struct vu_buf *buf;
+
+	for (unsigned i = 0; i < e->n_devices; i++) {
+		struct vfio_uring_device *dev = e->devices[i];
+
+		if (dev->reading)
+			vu_pool_put(&e->pool, dev->reading);
+		if (dev->writing)
+			vu_pool_put(&e->pool, dev->writing);
+		if (dev->config)
+			vu_pool_put(&e->pool, dev->config);
+		dev->reading = dev->writing = dev->config = NULL;
+	}
+	for (unsigned i = 0; i < e->n_channels; i++) {
+		struct vu_channel *chan = &e->channels[i];
+
+		while ((buf = chan->send_head)) {
+			chan->send_head = buf->next;
+			vu_pool_put(&e->pool, buf);
+		}
+		if (chan->payload)
+			vu_pool_put(&e->pool, chan->payload);
+		chan->payload = NULL;
+	}
+	if (e->reorder.slots)
+		while ((buf = vu_reorder_take_any(&e->reorder)))
+			vu_pool_put(&e->pool, buf);
+}
+
+void vfio_uring_engine_destroy(struct vfio_uring_engine *e)
+{
+	if (!e)
+		return;
+	if (e->started && !e->failed && (e->in_flight || !e->finishing))
+		vu_engine_fail(e, NULL, NULL, -ECANCELED, "engine destroyed during the transfer");
+	drain(e);
+	release_buffers(e);
+	/*
+	 * Nothing may be in flight and every buffer must be back: anything else is an accounting
+	 * bug (a buffer the kernel could still write, or a leak). The tests run with asserts on.
+	 */
+	assert(e->in_flight == 0 || !e->started);
+	assert(e->pool.buffers_in_use == 0);
+	vu_pool_destroy(&e->pool);
+	vu_reorder_destroy(&e->reorder);
+	if (e->ring_ready)
+		io_uring_queue_exit(&e->ring);
+	for (unsigned i = 0; i < e->n_devices; i++)
+		free(e->devices[i]);
+	free(e->devices);
+	free(e->channels);
+	free(e);
+}
+
+int vfio_uring_device_get_status(const struct vfio_uring_device *dev,
+				 struct vfio_uring_device_status *st)
+{
+	if (!dev || !st)
+		return -EINVAL;
+	*st = (struct vfio_uring_device_status){
+		.state = dev->state,
+		.error = dev->error,
+		.message = dev->message,
+		.bytes = dev->bytes,
+		.data_bytes = dev->data_bytes,
+		.packets = dev->packets,
+		.packets_queued = dev->queued,
+	};
+	return 0;
+}
+
+int vfio_uring_engine_get_stats(const struct vfio_uring_engine *e,
+				struct vfio_uring_engine_stats *st)
+{
+	if (!e || !st)
+		return -EINVAL;
+	*st = (struct vfio_uring_engine_stats){
+		.ring_enters = e->ring_enters,
+		.completions = e->completions,
+		.buffer_bytes = e->pool.allocated,
+		.buffer_peak = e->pool.peak,
+		.buffer_cap = e->pool.cap,
+	};
+	for (unsigned i = 0; i < e->n_devices; i++) {
+		st->bytes += e->devices[i]->bytes;
+		st->packets += e->devices[i]->packets;
+	}
+	for (unsigned i = 0; i < e->n_channels; i++)
+		st->wire_bytes += e->channels[i].stats.wire_bytes;
+	return 0;
+}
+
+int vfio_uring_engine_get_channel_stats(const struct vfio_uring_engine *e, unsigned channel,
+					struct vfio_uring_channel_stats *st)
+{
+	if (!e || !st)
+		return -EINVAL;
+	if (channel >= e->n_channels)
+		return -ENOENT;
+	*st = e->channels[channel].stats;
+	return 0;
+}
+
+void vfio_uring_engine_reset_stats(struct vfio_uring_engine *e)
+{
+	if (!e)
+		return;
+	for (unsigned i = 0; i < e->n_devices; i++) {
+		e->devices[i]->bytes = 0;
+		e->devices[i]->data_bytes = 0;
+		e->devices[i]->packets = 0;
+	}
+	for (unsigned i = 0; i < e->n_channels; i++)
+		e->channels[i].stats = (struct vfio_uring_channel_stats){ 0 };
+	e->ring_enters = 0;
+	e->completions = 0;
+}
+
+const char *vfio_uring_device_idstr(const struct vfio_uring_device *dev)
+{
+	return dev ? dev->idstr : NULL;
+}
+
+uint32_t vfio_uring_device_instance_id(const struct vfio_uring_device *dev)
+{
+	return dev ? dev->instance_id : 0;
+}
+
+const char *vfio_uring_device_state_name(enum vfio_uring_device_state state)
+{
+	switch (state) {
+	case VFIO_URING_DEVICE_REGISTERED: return "registered";
+	case VFIO_URING_DEVICE_ACTIVE: return "active";
+	case VFIO_URING_DEVICE_DONE: return "done";
+	case VFIO_URING_DEVICE_FAILED: return "failed";
+	case VFIO_URING_DEVICE_NOT_MULTIFD: return "not-multifd";
+	}
+	return "unknown";
+}
+
+const char *vfio_uring_version(void)
+{
+	return "0.1.0";
+}

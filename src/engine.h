@@ -1,0 +1,188 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Internal view of an engine: the structs every module shares, and the calls between the
+ * engine core (engine.c), the source side (source.c) and the destination side
+ * (destination.c).
+ *
+ * Ownership: every in-flight io_uring operation is a `struct vu_op` embedded in the device
+ * or channel that issued it; a CQE's user_data points at it and vu_engine_dispatch() routes
+ * it by kind. A device has at most one operation in flight (a read of its data fd on the
+ * source, a write on the destination: a data fd is a byte stream), and so has a channel
+ * (a send on the source, a receive on the destination: a stream socket must not interleave).
+ * So the engine never allocates per I/O: payload buffers come from the pool (pool.h).
+ */
+#ifndef VFIO_URING_ENGINE_H
+#define VFIO_URING_ENGINE_H
+
+#include <liburing.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "vfio-uring.h"
+#include "pool.h"
+#include "reorder.h"
+#include "wire.h"
+
+#define VU_MESSAGE_SIZE 512
+
+enum vu_op_kind {
+	VU_OP_DEVICE_READ = 1,  /* source: read(data_fd) into a packet buffer */
+	VU_OP_DEVICE_WRITE,     /* destination: write(data_fd) of a packet's data */
+	VU_OP_CHANNEL_SEND,     /* source: send a handshake or packet */
+	VU_OP_CHANNEL_RECV,     /* destination: receive a handshake, header or payload */
+};
+
+struct vu_op {
+	uint8_t kind;      /* enum vu_op_kind */
+	bool in_flight;
+	void *owner;       /* struct vfio_uring_device * or struct vu_channel * */
+};
+
+/* Destination channel: what the next receive is for. */
+enum vu_recv_state {
+	VU_RECV_HANDSHAKE, /* the 64-byte handshake, first on every channel */
+	VU_RECV_HEADER,    /* a 276-byte device-state header and the 12-byte VFIO header behind it */
+	VU_RECV_PAYLOAD,   /* the packet's data (next_packet_size - 12 bytes) into a pool buffer */
+	VU_RECV_PARKED,    /* headers read, waiting for the pool to free room for the data */
+	VU_RECV_CLOSED,    /* the peer closed the channel at a packet boundary */
+};
+
+struct vu_channel {
+	struct vfio_uring_engine *engine;
+	unsigned index;
+	int fd;
+	struct vu_op io;
+	struct vfio_uring_channel_stats stats;
+
+	/* source: packets waiting to be sent, in order; the head is being sent */
+	struct vu_buf *send_head, *send_tail;
+	uint64_t outstanding;    /* bytes queued or in flight: picks the least loaded channel */
+	size_t send_offset;      /* bytes of the head (or handshake) already sent */
+	bool handshake_pending;  /* the handshake goes out before any packet */
+	uint8_t handshake[VU_WIRE_HANDSHAKE_SIZE];
+
+	/* destination */
+	enum vu_recv_state recv_state;
+	size_t received;         /* bytes of the current structure received so far */
+	/*
+	 * Both headers are received together, so the device and idx of a packet are known
+	 * before a buffer is taken for its data: see vu_destination's memory policy.
+	 */
+	uint8_t header[VU_WIRE_PACKET_OVERHEAD];
+	struct vu_wire_header hdr;          /* the decoded headers of the packet being read */
+	struct vu_wire_vfio_header vh;
+	struct vfio_uring_device *target;   /* ... and the device it is for */
+	struct vu_buf *payload;             /* its data */
+	struct vu_channel *next_parked;
+};
+
+struct vfio_uring_device {
+	struct vfio_uring_engine *engine;
+	unsigned index;
+	char idstr[VFIO_URING_IDSTR_MAX];
+	uint32_t instance_id;
+	int data_fd;
+	enum vfio_uring_multifd_mode multifd;
+	vfio_uring_save_config_fn save_config;
+	vfio_uring_load_config_fn load_config;
+	vfio_uring_device_done_fn done;
+	void *opaque;
+
+	enum vfio_uring_device_state state;
+	int error;
+	char message[VU_MESSAGE_SIZE];
+	uint64_t bytes, data_bytes, packets; /* see struct vfio_uring_device_status */
+	uint64_t started_ns;
+	struct vu_op io;
+
+	/* source */
+	struct vu_buf *reading;      /* the buffer a read is filling */
+	uint32_t next_idx;           /* idx of the next packet */
+	bool end_of_stream;          /* read() returned 0: only the config packet is left */
+	bool config_saved;           /* save_config() was called (once) */
+	bool config_queued;
+	const void *config_blob;
+	size_t config_len;
+	unsigned packets_unsent;     /* packets queued on channels or being sent */
+	struct vu_channel *last_channel; /* where its previous packet went */
+	bool waiting_for_buffer;
+	struct vfio_uring_device *next_waiting;
+
+	/* destination */
+	uint32_t next_write_idx;     /* the packet to write next */
+	uint64_t data_idx_end;       /* 1 + the highest data idx received (0: none) */
+	uint32_t config_idx;         /* the config packet's idx, UINT32_MAX until it arrives */
+	struct vu_buf *config;       /* the config packet, held until its turn */
+	struct vu_buf *writing;      /* the packet being written */
+	size_t write_offset;         /* bytes of it already written */
+	unsigned queued;             /* packets received, waiting for their turn */
+};
+
+struct vfio_uring_engine {
+	struct vfio_uring_engine_opts opts;
+	struct io_uring ring;
+	bool ring_ready;
+	unsigned ring_flags;         /* the setup flags the kernel accepted */
+
+	struct vfio_uring_device **devices;
+	unsigned n_devices;
+	struct vu_channel *channels;
+	unsigned n_channels;
+
+	struct vu_pool pool;
+	struct vu_reorder reorder;
+
+	bool started;
+	bool switchover;             /* destination: switchover_start() was called */
+	bool finishing;              /* every device done: waiting for the last operations */
+	bool failed;
+	int error;
+	char message[VU_MESSAGE_SIZE];
+
+	unsigned devices_active;     /* multifd devices not yet DONE or FAILED */
+	unsigned in_flight;          /* operations submitted and not yet completed */
+	unsigned next_channel;       /* source: where the round-robin tie-break starts */
+	unsigned writes_in_flight;   /* destination: data fd writes in flight */
+	unsigned channels_open;      /* destination: channels not closed by the peer */
+	size_t reserve;              /* destination: pool bytes only a device's next packet may use */
+	uint64_t channel_ids_seen[VFIO_URING_MAX_CHANNELS / 64]; /* destination: accepted ids */
+
+	/* Waiters for pool space, woken in FIFO order when a buffer comes back. */
+	struct vfio_uring_device *waiting_head, *waiting_tail; /* source devices */
+	struct vu_channel *parked_head, *parked_tail;           /* destination channels */
+
+	uint64_t ring_enters, completions;
+	uint64_t last_progress_ns;
+};
+
+/* engine.c */
+uint64_t vu_now_ns(void);
+struct io_uring_sqe *vu_engine_get_sqe(struct vfio_uring_engine *e);
+void vu_op_submitted(struct vfio_uring_engine *e, struct vu_op *op, struct io_uring_sqe *sqe);
+/*
+ * Fails the migration: records the first error (side, channel, device and cause), fails the
+ * device concerned with it and every other active device with -ECANCELED, cancels what is
+ * in flight and shuts the channels down. dev and chan may be NULL.
+ */
+void vu_engine_fail(struct vfio_uring_engine *e, struct vfio_uring_device *dev,
+		    struct vu_channel *chan, int err, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+/* Marks a device DONE, calls its done callback, and finishes the engine after the last. */
+void vu_device_done(struct vfio_uring_device *dev);
+const char *vu_side_name(const struct vfio_uring_engine *e);
+
+/* source.c */
+int vu_source_start(struct vfio_uring_engine *e);
+void vu_source_read_done(struct vfio_uring_device *dev, int res);
+void vu_source_send_done(struct vu_channel *chan, int res);
+void vu_source_buffers_freed(struct vfio_uring_engine *e);
+
+/* destination.c */
+int vu_destination_start(struct vfio_uring_engine *e);
+void vu_destination_switchover(struct vfio_uring_engine *e);
+void vu_destination_recv_done(struct vu_channel *chan, int res);
+void vu_destination_write_done(struct vfio_uring_device *dev, int res);
+/* Every device done: a receive completing now must carry nothing. */
+void vu_destination_finish(struct vfio_uring_engine *e);
+
+#endif /* VFIO_URING_ENGINE_H */

@@ -1,0 +1,315 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The source side: per device, one read of the migration data fd in flight at a time into
+ * a pool buffer; each completed read becomes one data packet (idx 0, 1, ...); read() == 0
+ * ends the stream and the config packet (idx N) follows. Packets go to the channel with
+ * the fewest bytes outstanding; each channel sends one packet at a time, in order, after
+ * its handshake.
+ *
+ * A packet buffer holds the 276-byte header and 12-byte VFIO header in front of the data,
+ * so the read lands where the send takes it from: the payload is never copied and a packet
+ * leaves in one send.
+ *
+ * Device states while ACTIVE (one of):
+ *   reading            dev->io in flight, dev->reading is the buffer
+ *   waiting            dev->waiting_for_buffer: the pool is at its cap (backpressure)
+ *   sending            end_of_stream && config_queued: packets_unsent packets on channels
+ * A device is DONE when its config packet and every data packet have been sent.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "engine.h"
+#include "probes.h"
+
+static void channel_kick(struct vu_channel *chan)
+{
+	struct vfio_uring_engine *e = chan->engine;
+	struct io_uring_sqe *sqe;
+	const uint8_t *data;
+	size_t len;
+
+	if (chan->io.in_flight || e->failed)
+		return;
+	if (chan->handshake_pending) {
+		data = chan->handshake;
+		len = sizeof(chan->handshake);
+	} else if (chan->send_head) {
+		data = chan->send_head->data;
+		len = chan->send_head->len;
+	} else {
+		return;
+	}
+	sqe = vu_engine_get_sqe(e);
+	/* MSG_WAITALL: the kernel (5.19+) completes short sends itself; older ones come back short. */
+	io_uring_prep_send(sqe, chan->fd, data + chan->send_offset, len - chan->send_offset,
+			   MSG_NOSIGNAL | MSG_WAITALL);
+	vu_op_submitted(e, &chan->io, sqe);
+}
+
+/*
+ * The channel with the fewest bytes outstanding. Sends complete as soon as the data is in
+ * the socket buffer, so ties are common: a tie goes to the device's previous channel (its
+ * packets then stay in order in one stream, which keeps the destination's reordering, and
+ * so its memory, small), otherwise round-robin, so that no socket queue grows deeper than
+ * the others.
+ */
+static struct vu_channel *least_loaded_channel(struct vfio_uring_device *dev)
+{
+	struct vfio_uring_engine *e = dev->engine;
+	struct vu_channel *best = NULL;
+
+	for (unsigned n = 0; n < e->n_channels; n++) {
+		struct vu_channel *chan = &e->channels[(e->next_channel + n) % e->n_channels];
+
+		if (!best || chan->outstanding < best->outstanding)
+			best = chan;
+	}
+	if (dev->last_channel && dev->last_channel->outstanding == best->outstanding)
+		best = dev->last_channel;
+	else
+		e->next_channel = (best->index + 1) % e->n_channels;
+	dev->last_channel = best;
+	return best;
+}
+
+static void queue_packet(struct vfio_uring_device *dev, struct vu_buf *buf)
+{
+	struct vu_channel *chan = least_loaded_channel(dev);
+
+	buf->dev = dev;
+	buf->next = NULL;
+	if (chan->send_tail)
+		chan->send_tail->next = buf;
+	else
+		chan->send_head = buf;
+	chan->send_tail = buf;
+	chan->outstanding += buf->len;
+	dev->packets_unsent++;
+	channel_kick(chan);
+}
+
+static void issue_read(struct vfio_uring_device *dev)
+{
+	struct vfio_uring_engine *e = dev->engine;
+	struct io_uring_sqe *sqe = vu_engine_get_sqe(e);
+
+	/* Offset -1: the data fd is a stream read from its current position. */
+	io_uring_prep_read(sqe, dev->data_fd, dev->reading->data + VU_WIRE_PACKET_OVERHEAD,
+			   (unsigned)e->opts.chunk_size, (uint64_t)-1);
+	if (e->opts.flags & VFIO_URING_ENGINE_F_FORCE_ASYNC_DEVICE_IO)
+		sqe->flags |= IOSQE_ASYNC;
+	vu_op_submitted(e, &dev->io, sqe);
+}
+
+/* Builds and queues the config packet; false when the pool has no room for it yet. */
+static bool queue_config(struct vfio_uring_device *dev)
+{
+	struct vfio_uring_engine *e = dev->engine;
+	size_t payload, size;
+	struct vu_buf *buf;
+
+	if (!dev->config_saved) {
+		dev->config_saved = true;
+		dev->config_blob = NULL;
+		dev->config_len = 0;
+		if (dev->save_config) {
+			int ret = dev->save_config(dev->opaque, &dev->config_blob, &dev->config_len);
+
+			if (ret < 0 || (dev->config_len && !dev->config_blob)) {
+				ret = ret < 0 ? ret : -EINVAL;
+				vu_engine_fail(e, dev, NULL, ret, "save_config callback failed: %s",
+					       strerror(-ret));
+				return true;
+			}
+		}
+	}
+	payload = VU_WIRE_VFIO_HEADER_SIZE + VU_WIRE_CONFIG_FRAMING + dev->config_len;
+	size = VU_WIRE_HEADER_SIZE + payload;
+	if (payload > UINT32_MAX || size > e->pool.max_request) {
+		vu_engine_fail(e, dev, NULL, -EMSGSIZE,
+			       "config blob of %zu bytes does not fit the buffer cap", dev->config_len);
+		return true;
+	}
+	buf = vu_pool_get(&e->pool, size);
+	if (!buf)
+		return false;
+	vu_wire_encode_header(buf->data, dev->idstr, dev->instance_id, (uint32_t)payload);
+	vu_wire_encode_vfio_header(buf->data + VU_WIRE_HEADER_SIZE, dev->next_idx,
+				   VU_WIRE_VFIO_FLAG_CONFIG_STATE);
+	if (dev->config_len)
+		memcpy(buf->data + VU_WIRE_PACKET_OVERHEAD + 8, dev->config_blob, dev->config_len);
+	vu_wire_frame_config(buf->data + VU_WIRE_PACKET_OVERHEAD, dev->config_len);
+	buf->len = size;
+	buf->idx = dev->next_idx;
+	buf->flags = VU_WIRE_VFIO_FLAG_CONFIG_STATE;
+	dev->config_queued = true;
+	queue_packet(dev, buf);
+	return true;
+}
+
+/* Starts the device's next step; false when it has to wait for pool space. */
+static bool device_step(struct vfio_uring_device *dev)
+{
+	struct vfio_uring_engine *e = dev->engine;
+
+	if (e->failed || dev->state != VFIO_URING_DEVICE_ACTIVE || dev->io.in_flight ||
+	    dev->config_queued)
+		return true;
+	if (dev->end_of_stream)
+		return queue_config(dev);
+	dev->reading = vu_pool_get(&e->pool, VU_WIRE_PACKET_OVERHEAD + e->opts.chunk_size);
+	if (!dev->reading)
+		return false;
+	issue_read(dev);
+	return true;
+}
+
+static void wait_for_buffer(struct vfio_uring_device *dev)
+{
+	struct vfio_uring_engine *e = dev->engine;
+
+	dev->waiting_for_buffer = true;
+	dev->next_waiting = NULL;
+	if (e->waiting_tail)
+		e->waiting_tail->next_waiting = dev;
+	else
+		e->waiting_head = dev;
+	e->waiting_tail = dev;
+}
+
+/* Serves waiting devices in arrival order while the pool has room: fair under backpressure. */
+void vu_source_buffers_freed(struct vfio_uring_engine *e)
+{
+	struct vfio_uring_device *dev;
+
+	while ((dev = e->waiting_head)) {
+		dev->waiting_for_buffer = false;
+		if (!device_step(dev)) {
+			dev->waiting_for_buffer = true;
+			return;
+		}
+		e->waiting_head = dev->next_waiting;
+		if (!e->waiting_head)
+			e->waiting_tail = NULL;
+	}
+}
+
+static void device_pump(struct vfio_uring_device *dev)
+{
+	struct vfio_uring_engine *e = dev->engine;
+
+	if (e->waiting_head) { /* others wait for space already: queue behind them */
+		if (!dev->waiting_for_buffer)
+			wait_for_buffer(dev);
+		vu_source_buffers_freed(e);
+		return;
+	}
+	if (!device_step(dev))
+		wait_for_buffer(dev);
+}
+
+int vu_source_start(struct vfio_uring_engine *e)
+{
+	for (unsigned i = 0; i < e->n_channels; i++) {
+		struct vu_channel *chan = &e->channels[i];
+
+		vu_wire_encode_handshake(chan->handshake, e->opts.uuid, (uint8_t)i);
+		chan->handshake_pending = true;
+		channel_kick(chan);
+	}
+	for (unsigned i = 0; i < e->n_devices; i++)
+		if (e->devices[i]->state == VFIO_URING_DEVICE_ACTIVE)
+			device_pump(e->devices[i]);
+	return 0;
+}
+
+void vu_source_read_done(struct vfio_uring_device *dev, int res)
+{
+	struct vfio_uring_engine *e = dev->engine;
+	struct vu_buf *buf = dev->reading;
+
+	if (e->failed)
+		return; /* teardown returns dev->reading to the pool */
+	if (res == -EINTR || res == -EAGAIN) {
+		issue_read(dev);
+		return;
+	}
+	if (res < 0) {
+		vu_engine_fail(e, dev, NULL, res, "read of the migration data fd failed: %s",
+			       strerror(-res));
+		return;
+	}
+	dev->reading = NULL;
+	if (res == 0) {
+		vu_pool_put(&e->pool, buf);
+		dev->end_of_stream = true;
+		device_pump(dev);
+		return;
+	}
+	if (dev->next_idx >= VU_WIRE_VFIO_IDX_INVALID - 1) { /* the config packet needs an idx */
+		vu_pool_put(&e->pool, buf);
+		vu_engine_fail(e, dev, NULL, -EOVERFLOW, "more packets than a u32 idx can number");
+		return;
+	}
+	vu_wire_encode_header(buf->data, dev->idstr, dev->instance_id,
+			      VU_WIRE_VFIO_HEADER_SIZE + (uint32_t)res);
+	vu_wire_encode_vfio_header(buf->data + VU_WIRE_HEADER_SIZE, dev->next_idx, 0);
+	buf->len = VU_WIRE_PACKET_OVERHEAD + (size_t)res;
+	buf->idx = dev->next_idx++;
+	dev->data_bytes += (uint64_t)res;
+	queue_packet(dev, buf);
+	device_pump(dev);
+}
+
+void vu_source_send_done(struct vu_channel *chan, int res)
+{
+	struct vfio_uring_engine *e = chan->engine;
+	struct vfio_uring_device *dev;
+	struct vu_buf *buf;
+	size_t len;
+
+	if (e->failed)
+		return; /* teardown returns the queued buffers */
+	if (res == -EINTR || res == -EAGAIN) {
+		channel_kick(chan);
+		return;
+	}
+	if (res <= 0) {
+		res = res ? res : -EPIPE;
+		vu_engine_fail(e, NULL, chan, res, "send failed: %s", strerror(-res));
+		return;
+	}
+	chan->send_offset += (size_t)res;
+	chan->stats.wire_bytes += (uint64_t)res;
+	len = chan->handshake_pending ? sizeof(chan->handshake) : chan->send_head->len;
+	if (chan->send_offset < len) { /* a short send: the rest follows, in order */
+		channel_kick(chan);
+		return;
+	}
+	chan->send_offset = 0;
+	if (chan->handshake_pending) {
+		chan->handshake_pending = false;
+		VU_PROBE(handshake_sent, chan->index);
+		channel_kick(chan);
+		return;
+	}
+	buf = chan->send_head;
+	chan->send_head = buf->next;
+	if (!chan->send_head)
+		chan->send_tail = NULL;
+	chan->outstanding -= buf->len;
+	chan->stats.packets++;
+	dev = buf->dev;
+	dev->packets++;
+	dev->bytes += buf->len - VU_WIRE_HEADER_SIZE;
+	dev->packets_unsent--;
+	VU_PROBE(packet_sent, dev->idstr, dev->instance_id, buf->idx, buf->len - VU_WIRE_HEADER_SIZE,
+		 chan->index, buf->len);
+	vu_pool_put(&e->pool, buf);
+	channel_kick(chan);
+	if (dev->config_queued && dev->packets_unsent == 0)
+		vu_device_done(dev);
+	vu_source_buffers_freed(e);
+}

@@ -1,0 +1,456 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * End to end: a source engine in a child process and a destination engine in this one,
+ * connected by real sockets (loopback TCP or UNIX stream), moving pseudo-random device
+ * state from memfds to memfds.
+ *
+ * Checks: every byte on the destination equals the source; each config blob arrives intact,
+ * exactly once, after all of its device's data; nothing is written to any destination data
+ * fd before switchover start (observed with fstat while packets are already queued); the
+ * counters follow QEMU's semantics on both sides.
+ *
+ * usage: transfer --transport tcp|unix --devices N --channels C --sizes S[,S...]
+ *                 [--chunk BYTES] [--src-cap BYTES] [--dst-cap BYTES] [--async]
+ *                 [--baseline-ring]
+ * Sizes take K/M/G suffixes; device i gets sizes[i % count].
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "vfio-uring.h"
+
+#define MAX_DEVICES 64
+#define MAX_CHANNELS 16
+
+static const uint8_t test_uuid[16] = { 0x5a, 0x1e, 0x00, 0x01, 0x02, 0x03, 0x04, 0x05,
+				       0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d };
+
+struct config {
+	const char *transport;
+	unsigned devices, channels;
+	uint64_t sizes[16];
+	unsigned n_sizes;
+	size_t chunk, src_cap, dst_cap;
+	unsigned flags;
+};
+
+struct device {
+	unsigned index;
+	char idstr[64];
+	uint64_t size;
+	int src_fd, dst_fd;
+	uint8_t config[600];
+	size_t config_len;
+	unsigned config_loads;
+	bool config_after_data;
+	bool config_intact;
+	int done_error;
+	unsigned done_calls;
+};
+
+static struct config cfg;
+static struct device devs[MAX_DEVICES];
+
+#define FAIL(...) do { fprintf(stderr, "FAIL: " __VA_ARGS__); fputc('\n', stderr); exit(1); } while (0)
+
+static uint64_t parse_size(const char *s)
+{
+	char *end;
+	uint64_t v = strtoull(s, &end, 0);
+
+	switch (*end) {
+	case 'K': case 'k': v <<= 10; break;
+	case 'M': case 'm': v <<= 20; break;
+	case 'G': case 'g': v <<= 30; break;
+	default: break;
+	}
+	return v;
+}
+
+static uint64_t xorshift(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+static int make_source_fd(unsigned index, uint64_t size)
+{
+	int fd = memfd_create("src", 0);
+	uint64_t seed = 0x9e3779b97f4a7c15ull * (index + 1);
+	uint8_t *map;
+
+	if (fd < 0 || ftruncate(fd, (off_t)size) < 0)
+		FAIL("memfd: %s", strerror(errno));
+	if (size) {
+		map = mmap(NULL, size, PROT_WRITE, MAP_SHARED, fd, 0);
+		if (map == MAP_FAILED)
+			FAIL("mmap: %s", strerror(errno));
+		for (uint64_t off = 0; off < size; off += 8) {
+			uint64_t v = xorshift(&seed);
+
+			memcpy(map + off, &v, size - off < 8 ? size - off : 8);
+		}
+		munmap(map, size);
+	}
+	return fd;
+}
+
+static int save_config(void *opaque, const void **data, size_t *len)
+{
+	struct device *d = opaque;
+
+	*data = d->config;
+	*len = d->config_len;
+	return 0;
+}
+
+static int load_config(void *opaque, const void *data, size_t len)
+{
+	struct device *d = opaque;
+	struct stat st;
+
+	d->config_loads++;
+	d->config_intact = len == d->config_len && memcmp(data, d->config, len) == 0;
+	d->config_after_data = fstat(d->dst_fd, &st) == 0 && (uint64_t)st.st_size == d->size;
+	return 0;
+}
+
+static void on_done(void *opaque, int error)
+{
+	struct device *d = opaque;
+
+	d->done_calls++;
+	d->done_error = error;
+}
+
+static void connect_channels(int *src_socks, int *dst_socks)
+{
+	if (strcmp(cfg.transport, "unix") == 0) {
+		for (unsigned i = 0; i < cfg.channels; i++) {
+			int sv[2];
+
+			if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
+				FAIL("socketpair: %s", strerror(errno));
+			src_socks[i] = sv[0];
+			dst_socks[i] = sv[1];
+		}
+		return;
+	}
+	/* TCP on loopback; accept order differs from connect order on purpose: the handshake's
+	 * channel id, not the accept order, identifies a channel. */
+	struct sockaddr_in addr = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t alen = sizeof(addr);
+	int ls = socket(AF_INET, SOCK_STREAM, 0);
+
+	if (ls < 0 || bind(ls, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(ls, 64) < 0 ||
+	    getsockname(ls, (struct sockaddr *)&addr, &alen) < 0)
+		FAIL("listen: %s", strerror(errno));
+	for (unsigned i = 0; i < cfg.channels; i++) {
+		src_socks[i] = socket(AF_INET, SOCK_STREAM, 0);
+		if (connect(src_socks[i], (struct sockaddr *)&addr, sizeof(addr)) < 0)
+			FAIL("connect: %s", strerror(errno));
+	}
+	for (unsigned i = 0; i < cfg.channels; i++) {
+		dst_socks[cfg.channels - 1 - i] = accept(ls, NULL, NULL);
+		if (dst_socks[cfg.channels - 1 - i] < 0)
+			FAIL("accept: %s", strerror(errno));
+	}
+	close(ls);
+}
+
+static int run_source(const int *socks)
+{
+	struct vfio_uring_engine_opts opts;
+	struct vfio_uring_engine *e;
+	struct vfio_uring_device *handles[MAX_DEVICES];
+	const char *msg;
+	int ret;
+
+	vfio_uring_engine_opts_init(&opts, VFIO_URING_SOURCE);
+	memcpy(opts.uuid, test_uuid, 16);
+	opts.chunk_size = cfg.chunk;
+	opts.buffer_cap = cfg.src_cap;
+	opts.flags = cfg.flags;
+	opts.progress_timeout_ms = 60000;
+	ret = vfio_uring_engine_create(&opts, &e);
+	if (ret)
+		FAIL("source: create: %s", strerror(-ret));
+	for (unsigned i = 0; i < cfg.channels; i++)
+		if (vfio_uring_engine_add_channel(e, socks[i]) != (int)i)
+			FAIL("source: add_channel %u", i);
+	for (unsigned i = 0; i < cfg.devices; i++) {
+		struct vfio_uring_device_opts dopts;
+
+		vfio_uring_device_opts_init(&dopts);
+		dopts.idstr = devs[i].idstr;
+		dopts.instance_id = i;
+		dopts.data_fd = devs[i].src_fd;
+		dopts.save_config = save_config;
+		dopts.done = on_done;
+		dopts.opaque = &devs[i];
+		ret = vfio_uring_engine_add_device(e, &dopts, &handles[i]);
+		if (ret)
+			FAIL("source: add_device: %s", strerror(-ret));
+	}
+	ret = vfio_uring_engine_start(e);
+	if (ret)
+		FAIL("source: start: %s", strerror(-ret));
+	ret = vfio_uring_engine_run(e, 120000);
+	if (ret) {
+		vfio_uring_engine_error(e, &msg);
+		FAIL("source: run: %s (%s)", strerror(-ret), msg);
+	}
+	for (unsigned i = 0; i < cfg.devices; i++) {
+		struct vfio_uring_device_status st;
+		uint64_t chunks = (devs[i].size + cfg.chunk - 1) / cfg.chunk;
+
+		vfio_uring_device_get_status(handles[i], &st);
+		if (st.state != VFIO_URING_DEVICE_DONE || devs[i].done_calls != 1 || devs[i].done_error)
+			FAIL("source: device %u: state %s, done called %u times", i,
+			     vfio_uring_device_state_name(st.state), devs[i].done_calls);
+		/* QEMU's accounting: 12-byte VFIO header + data per packet, config packet included. */
+		if (st.packets != chunks + 1 ||
+		    st.bytes != devs[i].size + 12 * (chunks + 1) + 16 + devs[i].config_len ||
+		    st.data_bytes != devs[i].size)
+			FAIL("source: device %u: packets %llu bytes %llu data %llu", i,
+			     (unsigned long long)st.packets, (unsigned long long)st.bytes,
+			     (unsigned long long)st.data_bytes);
+	}
+	vfio_uring_engine_destroy(e);
+	return 0;
+}
+
+static void check_nothing_written(void)
+{
+	for (unsigned i = 0; i < cfg.devices; i++) {
+		struct stat st;
+
+		if (fstat(devs[i].dst_fd, &st) < 0 || st.st_size != 0)
+			FAIL("device %u: %lld bytes written before switchover start", i,
+			     (long long)st.st_size);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option long_opts[] = {
+		{ "transport", required_argument, NULL, 't' },
+		{ "devices", required_argument, NULL, 'd' },
+		{ "channels", required_argument, NULL, 'c' },
+		{ "sizes", required_argument, NULL, 's' },
+		{ "chunk", required_argument, NULL, 'k' },
+		{ "src-cap", required_argument, NULL, 'S' },
+		{ "dst-cap", required_argument, NULL, 'D' },
+		{ "async", no_argument, NULL, 'a' },
+		{ "baseline-ring", no_argument, NULL, 'b' },
+		{ 0 },
+	};
+	struct vfio_uring_engine_opts opts;
+	struct vfio_uring_engine *e;
+	struct vfio_uring_device *handles[MAX_DEVICES];
+	struct vfio_uring_engine_stats est;
+	int src_socks[MAX_CHANNELS], dst_socks[MAX_CHANNELS];
+	uint64_t total_packets = 0, total_bytes = 0, queued_before = 0;
+	const char *msg;
+	int opt, ret, status;
+	pid_t child;
+
+	cfg = (struct config){ .transport = "tcp", .devices = 1, .channels = 1,
+			       .chunk = VFIO_URING_DEFAULT_CHUNK_SIZE,
+			       .src_cap = VFIO_URING_DEFAULT_BUFFER_CAP,
+			       .dst_cap = VFIO_URING_DEFAULT_BUFFER_CAP };
+	while ((opt = getopt_long(argc, argv, "", long_opts, NULL)) != -1) {
+		switch (opt) {
+		case 't': cfg.transport = optarg; break;
+		case 'd': cfg.devices = (unsigned)atoi(optarg); break;
+		case 'c': cfg.channels = (unsigned)atoi(optarg); break;
+		case 'k': cfg.chunk = parse_size(optarg); break;
+		case 'S': cfg.src_cap = parse_size(optarg); break;
+		case 'D': cfg.dst_cap = parse_size(optarg); break;
+		case 'a': cfg.flags |= VFIO_URING_ENGINE_F_FORCE_ASYNC_DEVICE_IO; break;
+		case 'b': cfg.flags |= VFIO_URING_ENGINE_F_BASELINE_RING; break;
+		case 's':
+			for (char *tok = strtok(optarg, ","); tok && cfg.n_sizes < 16; tok = strtok(NULL, ","))
+				cfg.sizes[cfg.n_sizes++] = parse_size(tok);
+			break;
+		default: return 2;
+		}
+	}
+	if (!cfg.devices || cfg.devices > MAX_DEVICES || !cfg.channels ||
+	    cfg.channels > MAX_CHANNELS || !cfg.n_sizes)
+		FAIL("bad arguments");
+	alarm(600); /* a hang is a failure, not a stuck CI */
+
+	for (unsigned i = 0; i < cfg.devices; i++) {
+		struct device *d = &devs[i];
+		uint64_t seed = 0xc0ffee + i;
+		uint64_t chunks;
+
+		d->index = i;
+		d->size = cfg.sizes[i % cfg.n_sizes];
+		snprintf(d->idstr, sizeof(d->idstr), "0000:00:%02x.0/vfio", i + 3);
+		d->src_fd = make_source_fd(i, d->size);
+		d->dst_fd = memfd_create("dst", 0);
+		d->config_len = 1 + (i * 37) % sizeof(d->config);
+		for (size_t j = 0; j < d->config_len; j++)
+			d->config[j] = (uint8_t)xorshift(&seed);
+		chunks = (d->size + cfg.chunk - 1) / cfg.chunk;
+		total_packets += chunks + 1;
+		total_bytes += d->size + 12 * (chunks + 1) + 16 + d->config_len;
+	}
+	connect_channels(src_socks, dst_socks);
+
+	child = fork();
+	if (child == 0) {
+		for (unsigned i = 0; i < cfg.channels; i++)
+			close(dst_socks[i]);
+		exit(run_source(src_socks));
+	}
+	for (unsigned i = 0; i < cfg.channels; i++)
+		close(src_socks[i]);
+
+	vfio_uring_engine_opts_init(&opts, VFIO_URING_DESTINATION);
+	memcpy(opts.uuid, test_uuid, 16);
+	opts.buffer_cap = cfg.dst_cap;
+	opts.max_packet_size = cfg.chunk + 4096 > (4u << 20) ? cfg.chunk + 4096 : 4u << 20;
+	if (opts.max_packet_size > opts.buffer_cap)
+		opts.max_packet_size = opts.buffer_cap;
+	opts.flags = cfg.flags;
+	opts.progress_timeout_ms = 60000;
+	ret = vfio_uring_engine_create(&opts, &e);
+	if (ret)
+		FAIL("destination: create: %s", strerror(-ret));
+	for (unsigned i = 0; i < cfg.channels; i++)
+		vfio_uring_engine_add_channel(e, dst_socks[i]);
+	for (unsigned i = 0; i < cfg.devices; i++) {
+		struct vfio_uring_device_opts dopts;
+
+		vfio_uring_device_opts_init(&dopts);
+		dopts.idstr = devs[i].idstr;
+		dopts.instance_id = i;
+		dopts.data_fd = devs[i].dst_fd;
+		dopts.multifd = VFIO_URING_MULTIFD_ON;
+		dopts.load_config = load_config;
+		dopts.done = on_done;
+		dopts.opaque = &devs[i];
+		ret = vfio_uring_engine_add_device(e, &dopts, &handles[i]);
+		if (ret)
+			FAIL("destination: add_device: %s", strerror(-ret));
+	}
+	ret = vfio_uring_engine_start(e);
+	if (ret)
+		FAIL("destination: start: %s", strerror(-ret));
+
+	/*
+	 * Before switchover: drive the engine from a poll() loop, as a VMM would, until packets
+	 * are queued (all of them, or as many as a quarter of the cap holds), then look at the
+	 * data fds: nothing may have been written.
+	 */
+	{
+		uint64_t want = total_packets;
+		uint64_t fit = cfg.dst_cap / 4 / (cfg.chunk + 4096);
+
+		if (fit < want)
+			want = fit ? fit : 1;
+		for (;;) {
+			struct pollfd pfd = { .fd = vfio_uring_engine_get_fd(e), .events = POLLIN };
+
+			if (poll(&pfd, 1, 60000) <= 0) {
+				vfio_uring_engine_get_stats(e, &est);
+				FAIL("destination: poll timed out before switchover (%llu of %llu packets)",
+				     (unsigned long long)est.packets, (unsigned long long)want);
+			}
+			ret = vfio_uring_engine_process(e);
+			if (ret < 0) {
+				vfio_uring_engine_error(e, &msg);
+				FAIL("destination: before switchover: %s", msg);
+			}
+			vfio_uring_engine_get_stats(e, &est);
+			if (est.packets >= want)
+				break;
+		}
+		queued_before = est.packets;
+		check_nothing_written();
+		for (unsigned i = 0; i < cfg.devices; i++)
+			if (devs[i].config_loads)
+				FAIL("device %u: config loaded before switchover", i);
+	}
+	vfio_uring_engine_switchover_start(e);
+	ret = vfio_uring_engine_run(e, 120000);
+	if (ret) {
+		vfio_uring_engine_error(e, &msg);
+		FAIL("destination: run: %s (%s)", strerror(-ret), msg);
+	}
+	if (waitpid(child, &status, 0) != child || !WIFEXITED(status) || WEXITSTATUS(status))
+		FAIL("source process failed");
+
+	for (unsigned i = 0; i < cfg.devices; i++) {
+		struct device *d = &devs[i];
+		struct vfio_uring_device_status st;
+		static uint8_t a[1 << 20], b[1 << 20];
+		struct stat sb;
+
+		vfio_uring_device_get_status(handles[i], &st);
+		if (st.state != VFIO_URING_DEVICE_DONE || d->done_calls != 1 || d->done_error)
+			FAIL("device %u: state %s (%s)", i, vfio_uring_device_state_name(st.state),
+			     st.message);
+		if (d->config_loads != 1 || !d->config_intact || !d->config_after_data)
+			FAIL("device %u: config loaded %u times, intact %d, after data %d", i,
+			     d->config_loads, d->config_intact, d->config_after_data);
+		if (fstat(d->dst_fd, &sb) < 0 || (uint64_t)sb.st_size != d->size)
+			FAIL("device %u: %lld bytes written, expected %llu", i, (long long)sb.st_size,
+			     (unsigned long long)d->size);
+		for (uint64_t off = 0; off < d->size; off += sizeof(a)) {
+			size_t n = d->size - off < sizeof(a) ? d->size - off : sizeof(a);
+
+			if (pread(d->src_fd, a, n, (off_t)off) != (ssize_t)n ||
+			    pread(d->dst_fd, b, n, (off_t)off) != (ssize_t)n || memcmp(a, b, n))
+				FAIL("device %u: data differs in the MiB at %llu", i,
+				     (unsigned long long)off);
+		}
+		if (st.data_bytes != d->size)
+			FAIL("device %u: data_bytes %llu", i, (unsigned long long)st.data_bytes);
+	}
+	vfio_uring_engine_get_stats(e, &est);
+	if (est.packets != total_packets || est.bytes != total_bytes)
+		FAIL("destination: packets %llu/%llu bytes %llu/%llu", (unsigned long long)est.packets,
+		     (unsigned long long)total_packets, (unsigned long long)est.bytes,
+		     (unsigned long long)total_bytes);
+	{
+		uint64_t wire = 0;
+
+		for (unsigned i = 0; i < cfg.channels; i++) {
+			struct vfio_uring_channel_stats cs;
+
+			vfio_uring_engine_get_channel_stats(e, i, &cs);
+			wire += cs.wire_bytes;
+		}
+		if (wire != est.wire_bytes ||
+		    wire != 64ull * cfg.channels + 276 * total_packets + total_bytes)
+			FAIL("destination: wire bytes %llu", (unsigned long long)wire);
+	}
+	if (est.buffer_peak > est.buffer_cap)
+		FAIL("destination: buffer peak %llu above cap %llu", (unsigned long long)est.buffer_peak,
+		     (unsigned long long)est.buffer_cap);
+	vfio_uring_engine_destroy(e);
+	printf("ok: %s, %u devices, %u channels, %llu packets (%llu queued before switchover), "
+	       "%llu bytes\n", cfg.transport, cfg.devices, cfg.channels,
+	       (unsigned long long)total_packets, (unsigned long long)queued_before,
+	       (unsigned long long)total_bytes);
+	return 0;
+}
