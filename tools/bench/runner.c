@@ -37,6 +37,7 @@ static struct {
 
 static double progress_frac; /* of all runs of this invocation, for the progress bar */
 static bool devices_fresh;   /* just created: the next run is a warm-up */
+static bool warming_up;      /* names the warm-up's processes apart, for perf */
 
 static void devices_free(void)
 {
@@ -166,7 +167,7 @@ static pid_t spawn_side(struct side_ctx *ctx, const int *close_fds, unsigned ncl
 		char name[16];
 
 		snprintf(name, sizeof(name), "vub-%s-%s", ctx->side == SIDE_SOURCE ? "src" : "dst",
-			 engine_name(ctx->engine));
+			 warming_up ? "warmup" : engine_name(ctx->engine));
 		prctl(PR_SET_NAME, name);
 	}
 	for (unsigned i = 0; i < nclose; i++)
@@ -240,7 +241,9 @@ static int run_local(const struct bench_cfg *cfg, const struct run_params *p,
 		warm.engine = ENGINE_RAW;
 		warm.devmode = 0;
 		memset(&ws, 0, sizeof(ws));
+		warming_up = true;
 		run_local(cfg, &warm, &ws, "warm-up");
+		warming_up = false;
 		progress_done();
 		err = devices_prepare(cfg, p->devices, p->size, true, true);
 		if (err)
