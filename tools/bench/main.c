@@ -47,34 +47,48 @@ static bool quiet_failure(const struct bench_cfg *cfg, const struct run_stats *s
 	return st->cap_error && st->p.engine == ENGINE_URING && cfg->switchover_delay_ms;
 }
 
-static int run_variant(const struct bench_cfg *cfg, const struct run_params *p,
-		       struct run_stats *st, unsigned idx, unsigned total)
+/*
+ * Runs the variants of one configuration, repetitions interleaved (round r runs every
+ * variant once, then round r+1): on a shared machine, load that comes and goes then hits
+ * every engine alike instead of whichever engine happened to run at that moment.
+ */
+static int run_variants(const struct bench_cfg *cfg, const struct run_params *v,
+			struct run_stats *st, unsigned n, unsigned done_before, unsigned total)
 {
 	char label[64], name[32];
+	bool skip[ENGINE_COUNT + 1] = { false };
 
-	memset(st, 0, sizeof(*st));
-	st->p = *p;
-	st->bytes = (uint64_t)p->devices * p->size;
-	st->channels_used = engine_ops(p->engine)->uses_one_channel ? 1 : p->channels;
-	st->s = calloc(cfg->repeat, sizeof(*st->s));
-	if (!st->s)
-		return -ENOMEM;
-	variant_label(p, name, sizeof(name));
-	for (unsigned r = 0; r < cfg->repeat; r++) {
-		struct run_sample *s = &st->s[r];
-
-		snprintf(label, sizeof(label), "%u/%u %s %u/%u", idx + 1, total, name, r + 1,
-			 cfg->repeat);
-		run_once(cfg, p, s, label, (idx * cfg->repeat + r) / (double)(total * cfg->repeat));
-		progress_done();
-		st->n++;
-		if (s->err && !(s->err == -ENOBUFS && cfg->switchover_delay_ms))
-			fprintf(stderr, "vfio-uring-bench: %s run %u: %s%s\n", name, r + 1,
-				strncmp(s->msg, "VERIFICATION", 12) ? "FAILED: " : "", s->msg);
-		if (s->err == -ENOSYS)
-			break; /* the engine is not in this build: no point repeating */
+	for (unsigned i = 0; i < n; i++) {
+		memset(&st[i], 0, sizeof(st[i]));
+		st[i].p = v[i];
+		st[i].bytes = (uint64_t)v[i].devices * v[i].size;
+		st[i].channels_used = engine_ops(v[i].engine)->uses_one_channel ? 1 : v[i].channels;
+		st[i].s = calloc(cfg->repeat, sizeof(*st[i].s));
+		if (!st[i].s)
+			return -ENOMEM;
 	}
-	stats_compute(st);
+	for (unsigned r = 0; r < cfg->repeat; r++) {
+		for (unsigned i = 0; i < n; i++) {
+			struct run_sample *s = &st[i].s[r];
+			unsigned k = done_before + r * n + i;
+
+			if (skip[i])
+				continue;
+			variant_label(&v[i], name, sizeof(name));
+			snprintf(label, sizeof(label), "%u/%u %s", k + 1, total, name);
+			run_once(cfg, &v[i], s, label, k / (double)total);
+			progress_done();
+			st[i].n++;
+			if (s->err && !(s->err == -ENOBUFS && cfg->switchover_delay_ms))
+				fprintf(stderr, "vfio-uring-bench: %s run %u: %s%s\n", name, r + 1,
+					strncmp(s->msg, "VERIFICATION", 12) ? "FAILED: " : "",
+					s->msg);
+			if (s->err == -ENOSYS)
+				skip[i] = true; /* the engine is not in this build */
+		}
+	}
+	for (unsigned i = 0; i < n; i++)
+		stats_compute(&st[i]);
 	return 0;
 }
 
@@ -87,12 +101,11 @@ static int run_table(const struct bench_cfg *cfg)
 	unsigned n = make_variants(cfg, v, &base);
 	int rc = 0;
 
-	for (unsigned i = 0; i < n; i++) {
-		if (run_variant(cfg, &v[i], &st[i], i, n))
-			return 1;
+	if (run_variants(cfg, v, st, n, 0, n * cfg->repeat))
+		return 1;
+	for (unsigned i = 0; i < n; i++)
 		if (st[i].err && !quiet_failure(cfg, &st[i]))
 			rc = 1;
-	}
 	if (cfg->json)
 		report_json(stdout, cfg, st, n);
 	else if (!cfg->quiet)
@@ -132,7 +145,11 @@ static int run_sweep(const struct bench_cfg *cfg)
 	for (unsigned i = 0; i < nchunks; i++)
 		points[k++] = (struct run_params){ .devices = cfg->devices, .channels = cfg->channels,
 						   .chunk = chunks[i] };
-	total = npoints * (ENGINE_COUNT + 1);
+	{
+		struct run_params tmp[ENGINE_COUNT + 1];
+
+		total = npoints * make_variants(cfg, tmp, &points[0]);
+	}
 	st = calloc(total, sizeof(*st));
 	kinds = calloc(total, sizeof(*kinds));
 	if (!st || !kinds)
@@ -145,9 +162,9 @@ static int run_sweep(const struct bench_cfg *cfg)
 		points[i].size = cfg->sweep_total / points[i].devices;
 		points[i].size -= points[i].size % 4096;
 		nv = make_variants(cfg, v, &points[i]);
+		if (run_variants(cfg, v, &st[n], nv, n * cfg->repeat, total * cfg->repeat))
+			return 1;
 		for (unsigned j = 0; j < nv; j++) {
-			if (run_variant(cfg, &v[j], &st[n], n, total))
-				return 1;
 			kinds[n] = kind;
 			if (st[n].err && !quiet_failure(cfg, &st[n]))
 				rc = 1;
