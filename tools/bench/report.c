@@ -387,13 +387,13 @@ int report_sweep(const struct bench_cfg *cfg, const char *kinds[], struct run_st
 			fprintf(f, "EOD\n");
 		}
 		for (int out = 0; out < 2; out++) {
-			fprintf(f, "set terminal %s size 1100,450%s\n",
+			fprintf(f, "set terminal %s size 1100,500%s\n",
 				out ? "svg" : "pngcairo", out ? " dynamic" : "");
 			fprintf(f, "set output '%s.%s'\n", cfg->sweep_prefix, out ? "svg" : "png");
 			fprintf(f, "set multiplot layout 1,2 title 'vfio-uring-bench sweep: %.0f MiB "
 				   "per point, %u channels, %s'\n",
 				cfg->sweep_total / 1048576.0, cfg->channels, transport_name(cfg));
-			fprintf(f, "set logscale x 2\nset xlabel 'devices'\nset grid\nset key top left\n"
+			fprintf(f, "set logscale x 2\nset xlabel 'devices'\nset grid\nset key below horizontal\n"
 				   "set yrange [0:*]\n");
 			for (int panel = 0; panel < 2; panel++) {
 				fprintf(f, "set ylabel '%s'\nplot ",
