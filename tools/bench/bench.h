@@ -169,7 +169,6 @@ int transport_connect_local(const struct bench_cfg *cfg, unsigned n, struct conn
 void conn_set_close(struct conn_set *cs);
 int transport_two_host(const struct bench_cfg *cfg, enum bench_side side, unsigned n,
 		       int *ctrl, int *chans);
-int transport_listen_fd(void);
 
 /* util */
 double now_s(void);
@@ -184,7 +183,6 @@ void set_sock_opts(int fd);
 int side_main(struct side_ctx *ctx);
 
 /* report.c */
-struct run_stats;
 void progress_update(const char *label, double frac, double elapsed);
 void progress_done(void);
 bool progress_enabled(const struct bench_cfg *cfg);

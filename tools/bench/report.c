@@ -158,11 +158,10 @@ void report_table(FILE *f, const struct bench_cfg *cfg, struct run_stats *st, un
 	if (!n)
 		return;
 	fprintf(f, "\nvfio-uring-bench: %u devices x %.0f MiB = %.2f GiB, %u channels, chunk %zu KiB, "
-		   "%s, %u repetition%s%s\n",
+		   "%s, %u repetition%s\n",
 		st[0].p.devices, st[0].p.size / 1048576.0,
 		(double)st[0].bytes / (1u << 30), st[0].p.channels, st[0].p.chunk >> 10,
-		transport_name(cfg), cfg->repeat, cfg->repeat > 1 ? "s (median, min..max)" : "",
-		cfg->switchover_delay_ms ? "" : "");
+		transport_name(cfg), cfg->repeat, cfg->repeat > 1 ? "s (median, min..max)" : "");
 	if (cfg->switchover_delay_ms)
 		fprintf(f, "switchover delayed by %u ms on the destination\n", cfg->switchover_delay_ms);
 	fprintf(f, "\n%-16s %3s %19s %19s %7s %8s %8s %8s %9s %9s %3s\n", "engine", "ch",

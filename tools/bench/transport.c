@@ -412,8 +412,3 @@ int transport_two_host(const struct bench_cfg *cfg, enum bench_side side, unsign
 	}
 	return 0;
 }
-
-int transport_listen_fd(void)
-{
-	return tp.two_host_listen;
-}
