@@ -10,6 +10,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* The library's default cap (include/vfio-uring.h), repeated so report.c needs no engine. */
+#define VFIO_URING_DEFAULT_BUFFER_CAP_BENCH ((size_t)64 << 20)
+
 /* ---- statistics ---- */
 
 static int cmp_double(const void *a, const void *b)
@@ -164,6 +167,11 @@ void report_table(FILE *f, const struct bench_cfg *cfg, struct run_stats *st, un
 		transport_name(cfg), cfg->repeat, cfg->repeat > 1 ? "s (median, min..max)" : "");
 	if (cfg->switchover_delay_ms)
 		fprintf(f, "switchover delayed by %u ms on the destination\n", cfg->switchover_delay_ms);
+	if (cfg->buffer_cap || cfg->src_buffer_cap)
+		fprintf(f, "uring buffer cap: destination %zu KiB, source %zu KiB\n",
+			(cfg->buffer_cap ? cfg->buffer_cap : VFIO_URING_DEFAULT_BUFFER_CAP_BENCH) >> 10,
+			(cfg->src_buffer_cap ? cfg->src_buffer_cap :
+			 cfg->buffer_cap ? cfg->buffer_cap : VFIO_URING_DEFAULT_BUFFER_CAP_BENCH) >> 10);
 	fprintf(f, "\n%-16s %3s %19s %19s %7s %8s %8s %8s %9s %9s %3s\n", "engine", "ch",
 		"stop-copy ms", "GB/s", "CPU s", "CPU/GiB", "srcRSS", "dstRSS", "ctxsw",
 		"enters", "ok");
