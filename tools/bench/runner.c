@@ -182,8 +182,15 @@ static void fill_sample(const struct run_params *p, const struct side_result *sr
 	double secs = src->t_end > src->t0 ? src->t_end - src->t0 : 0;
 
 	if (!out->err) {
-		/* The destination's error names the cause (e.g. the buffer cap); prefer it. */
-		if (dst->err) {
+		/*
+		 * The destination's error names the cause (e.g. the buffer cap); prefer it,
+		 * unless the source failed before it ever started (then the destination only
+		 * saw the control connection close).
+		 */
+		if (src->err && src->t0 == 0) {
+			out->err = src->err;
+			snprintf(out->msg, sizeof(out->msg), "%s", src->msg);
+		} else if (dst->err) {
 			out->err = dst->err;
 			snprintf(out->msg, sizeof(out->msg), "%s", dst->msg);
 		} else if (src->err) {
