@@ -260,6 +260,176 @@ VFIO_URING_API uint32_t vfio_uring_device_instance_id(const struct vfio_uring_de
 VFIO_URING_API const char *vfio_uring_device_state_name(enum vfio_uring_device_state state);
 VFIO_URING_API const char *vfio_uring_version(void);
 
+/* ------------------------------------------------------------------------------------------
+ * VFIO devices
+ *
+ * Drives a real VFIO device through the migration uAPI v2 (linux/vfio.h): migration flags,
+ * MIG_DATA_SIZE, device state moves along the shortest legal path, the data fd of each save or
+ * resume session, PRE_COPY info; and the save/load glue that hands the data fd to an engine.
+ *
+ * A struct vfio_uring_vfio owns every data fd the kernel returns to it and closes it when the
+ * session ends (STOP_COPY -> STOP, RESUMING -> STOP, PRE_COPY -> RUNNING, reset, close).
+ * It is not thread-safe; use it from the engine's thread. Every failure leaves a message
+ * naming the device, the arc and the cause (vfio_uring_vfio_error()).
+ * ------------------------------------------------------------------------------------------ */
+
+/** Device migration states: the values of enum vfio_device_mig_state in linux/vfio.h. */
+enum vfio_uring_vfio_state {
+	VFIO_URING_VFIO_ERROR = 0,        /**< only VFIO_DEVICE_RESET leaves it */
+	VFIO_URING_VFIO_STOP = 1,         /**< not running, no session */
+	VFIO_URING_VFIO_RUNNING = 2,      /**< normal operation */
+	VFIO_URING_VFIO_STOP_COPY = 3,    /**< stopped; data fd streams the final state to EOF */
+	VFIO_URING_VFIO_RESUMING = 4,     /**< stopped; data fd takes the incoming state */
+	VFIO_URING_VFIO_RUNNING_P2P = 5,  /**< running, but no new peer-to-peer DMA (needs P2P) */
+	VFIO_URING_VFIO_PRE_COPY = 6,     /**< running; data fd streams initial/dirty state (needs PRE_COPY) */
+	VFIO_URING_VFIO_PRE_COPY_P2P = 7, /**< PRE_COPY with P2P quiesced (needs P2P and PRE_COPY) */
+};
+#define VFIO_URING_VFIO_NUM_STATES 8
+
+/** Migration flags (VFIO_DEVICE_FEATURE_MIGRATION). */
+#define VFIO_URING_VFIO_MIG_STOP_COPY (1ull << 0)
+#define VFIO_URING_VFIO_MIG_P2P (1ull << 1)
+#define VFIO_URING_VFIO_MIG_PRE_COPY (1ull << 2)
+
+struct vfio_uring_vfio;
+
+/**
+ * Finds the IOMMU group of a device from sysfs: `name` is an mdev UUID
+ * (/sys/bus/mdev/devices/<uuid>) or a PCI address (/sys/bus/pci/devices/<addr>).
+ * \return the group number (>= 0), or -ENOENT, -EINVAL.
+ */
+VFIO_URING_API int vfio_uring_vfio_find_group(const char *name);
+
+/**
+ * Opens a device through the legacy group/container path: /dev/vfio/vfio, /dev/vfio/<group>,
+ * VFIO_GROUP_SET_CONTAINER, VFIO_SET_IOMMU (type1 v2, else type1), VFIO_GROUP_GET_DEVICE_FD.
+ * `group` < 0 looks the group up with vfio_uring_vfio_find_group(name). The handle owns the
+ * container, group and device fds. Queries the migration flags.
+ * \return 0 and *out, or a negated errno: the error of open(2) on /dev/vfio/vfio or the group
+ *         (-ENOENT: no such group), -EPROTONOSUPPORT (VFIO API version), -EPERM (group not
+ *         viable: another device of the group is not bound to vfio), -ENODEV (no type1 IOMMU),
+ *         the error of VFIO_GROUP_GET_DEVICE_FD (-EINVAL: no such device in the group), or
+ *         -EOPNOTSUPP (the device has no migration support).
+ */
+VFIO_URING_API int vfio_uring_vfio_open_group(int group, const char *name,
+					      struct vfio_uring_vfio **out);
+
+/**
+ * Wraps a VFIO device fd opened by the caller (a VMM), who keeps ownership of it: the handle
+ * never closes device_fd. `name` is used in messages (NULL: "fd N"). Queries the migration
+ * flags. \return 0 and *out, or -EBADF, -ENOMEM, -EOPNOTSUPP (no migration support).
+ */
+VFIO_URING_API int vfio_uring_vfio_from_fd(int device_fd, const char *name,
+					   struct vfio_uring_vfio **out);
+
+/** Closes the data fd and whatever the handle owns. NULL is allowed. */
+VFIO_URING_API void vfio_uring_vfio_close(struct vfio_uring_vfio *dev);
+
+VFIO_URING_API const char *vfio_uring_vfio_name(const struct vfio_uring_vfio *dev);
+/** The device fd (for region access, interrupts); owned by the handle or by the caller. */
+VFIO_URING_API int vfio_uring_vfio_device_fd(const struct vfio_uring_vfio *dev);
+/** The open session's data fd, or -1; owned by the handle. */
+VFIO_URING_API int vfio_uring_vfio_data_fd(const struct vfio_uring_vfio *dev);
+
+/** \return 0 and the VFIO_URING_VFIO_MIG_* flags in *flags. */
+VFIO_URING_API int vfio_uring_vfio_get_migration_flags(const struct vfio_uring_vfio *dev,
+						       uint64_t *flags);
+
+/**
+ * VFIO_DEVICE_FEATURE_MIG_DATA_SIZE: the driver's estimate of the stop-copy data length.
+ * \return 0 and *bytes, or -ENOTTY/-EOPNOTSUPP when the kernel or driver lacks it.
+ */
+VFIO_URING_API int vfio_uring_vfio_get_data_size(struct vfio_uring_vfio *dev, uint64_t *bytes);
+
+/** Asks the device for its current state. \return 0 and *state, or a negated errno. */
+VFIO_URING_API int vfio_uring_vfio_get_state(struct vfio_uring_vfio *dev,
+					     enum vfio_uring_vfio_state *state);
+
+/**
+ * Moves the device to `target` one arc at a time along the shortest legal path for its
+ * migration flags, never starting a save or resume session on the way. Arcs that open a
+ * session store its new data fd in the handle; arcs that end one close it.
+ * If an arc fails and the device is left in ERROR (or its state cannot be read), it is
+ * recovered with VFIO_DEVICE_RESET (back to RUNNING, sessions closed); the message says so.
+ * \return 0, -EINVAL (target ERROR or not supported by the device's flags), or the failing
+ *         arc's negated errno.
+ */
+VFIO_URING_API int vfio_uring_vfio_set_state(struct vfio_uring_vfio *dev,
+					     enum vfio_uring_vfio_state target);
+
+/** VFIO_DEVICE_RESET: back to RUNNING, the data fd closed. */
+VFIO_URING_API int vfio_uring_vfio_reset(struct vfio_uring_vfio *dev);
+
+/**
+ * VFIO_MIG_GET_PRECOPY_INFO on the data fd; only in PRE_COPY states.
+ * \return 0, -EINVAL (not in a PRE_COPY state / no data fd), or the ioctl's error.
+ */
+VFIO_URING_API int vfio_uring_vfio_precopy_info(struct vfio_uring_vfio *dev,
+						uint64_t *initial_bytes, uint64_t *dirty_bytes);
+
+/** The last failure's message ("" if none), valid until the next call on dev. */
+VFIO_URING_API const char *vfio_uring_vfio_error(const struct vfio_uring_vfio *dev);
+/** How many times the handle recovered the device with VFIO_DEVICE_RESET. */
+VFIO_URING_API unsigned vfio_uring_vfio_reset_count(const struct vfio_uring_vfio *dev);
+
+VFIO_URING_API const char *vfio_uring_vfio_state_name(enum vfio_uring_vfio_state state);
+
+/*
+ * Save and load through an engine.
+ *
+ * Source:       [vfio_uring_vfio_save_precopy()]  RUNNING -> PRE_COPY (device keeps running)
+ *               vfio_uring_vfio_save_add()        -> STOP_COPY (via STOP or the P2P states),
+ *                                                   registers the data fd with the engine
+ *               ... engine start / run ...
+ *               vfio_uring_vfio_save_finish(result)
+ * Destination:  vfio_uring_vfio_load_add()        -> STOP -> RESUMING, registers the data fd
+ *               ... engine start / run ...
+ *               vfio_uring_vfio_load_finish(result)  RESUMING -> STOP: the driver validates
+ *               vfio_uring_vfio_set_state(RUNNING)   when the caller decides
+ *
+ * The handle wraps the device opts' callbacks (yours are still called, with your opaque). When
+ * the engine reports the device done (its `done` callback), the handle at once:
+ *   source ok: STOP_COPY -> STOP;  source failed: back to RUNNING (the guest resumes);
+ *   destination ok: RESUMING -> STOP (validation; a rejection resets the device to RUNNING);
+ *   destination failed: VFIO_DEVICE_RESET (RUNNING, clean state).
+ * The finish functions do the same if the engine never reported the device (it failed first),
+ * and return the device's outcome.
+ */
+
+/** Source: RUNNING -> PRE_COPY; the data fd is kept and later continued to STOP_COPY. */
+VFIO_URING_API int vfio_uring_vfio_save_precopy(struct vfio_uring_vfio *dev);
+
+/**
+ * Source: moves the device to STOP_COPY and registers it with the engine; opts->data_fd is
+ * ignored (the session's data fd is used). On failure the device is moved back to RUNNING.
+ * \return 0 and *out, or a negated errno (message in vfio_uring_vfio_error()).
+ */
+VFIO_URING_API int vfio_uring_vfio_save_add(struct vfio_uring_vfio *dev,
+					    struct vfio_uring_engine *engine,
+					    const struct vfio_uring_device_opts *opts,
+					    struct vfio_uring_device **out);
+
+/**
+ * Source, after the engine finished with `result` (0, or the migration's error, which may
+ * also come from the destination afterwards): on failure the device is moved back to RUNNING.
+ * \return 0 when the device's state was saved and it is in STOP, else the negated errno.
+ */
+VFIO_URING_API int vfio_uring_vfio_save_finish(struct vfio_uring_vfio *dev, int result);
+
+/** Destination: STOP -> RESUMING and registers the device with the engine. */
+VFIO_URING_API int vfio_uring_vfio_load_add(struct vfio_uring_vfio *dev,
+					    struct vfio_uring_engine *engine,
+					    const struct vfio_uring_device_opts *opts,
+					    struct vfio_uring_device **out);
+
+/**
+ * Destination, after the engine finished with `result`: RESUMING -> STOP (the driver
+ * validates the loaded state) unless already done from the done callback.
+ * \return 0 when the state was loaded and the device is in STOP; else the negated errno, the
+ *         device reset to RUNNING and a message naming it (vfio_uring_vfio_error()).
+ */
+VFIO_URING_API int vfio_uring_vfio_load_finish(struct vfio_uring_vfio *dev, int result);
+
 #ifdef __cplusplus
 }
 #endif

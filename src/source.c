@@ -12,7 +12,8 @@
  *
  * Device states while ACTIVE (one of):
  *   reading            dev->io in flight, dev->reading is the buffer
- *   waiting            dev->waiting_for_buffer: the pool is at its cap (backpressure)
+ *   waiting            dev->waiting_for_buffer: the pool is at its cap, or the channels
+ *                      have enough packets queued (backpressure)
  *   sending            end_of_stream && config_queued: packets_unsent packets on channels
  * A device is DONE when its config packet and every data packet have been sent.
  */
@@ -66,7 +67,8 @@ static struct vu_channel *least_loaded_channel(struct vfio_uring_device *dev)
 		if (!best || chan->outstanding < best->outstanding)
 			best = chan;
 	}
-	if (dev->last_channel && dev->last_channel->outstanding == best->outstanding)
+	if (dev->last_channel &&
+	    dev->last_channel->outstanding <= best->outstanding + VU_WIRE_PACKET_OVERHEAD + e->opts.chunk_size)
 		best = dev->last_channel;
 	else
 		e->next_channel = (best->index + 1) % e->n_channels;
@@ -86,6 +88,7 @@ static void queue_packet(struct vfio_uring_device *dev, struct vu_buf *buf)
 		chan->send_head = buf;
 	chan->send_tail = buf;
 	chan->outstanding += buf->len;
+	dev->engine->src_queued += buf->len;
 	dev->packets_unsent++;
 	channel_kick(chan);
 }
@@ -159,6 +162,8 @@ static bool device_step(struct vfio_uring_device *dev)
 		return true;
 	if (dev->end_of_stream)
 		return queue_config(dev);
+	if (e->src_queued >= e->src_queue_limit)
+		return false; /* enough packets wait for the sockets already */
 	dev->reading = vu_pool_get(&e->pool, VU_WIRE_PACKET_OVERHEAD + e->opts.chunk_size);
 	if (!dev->reading)
 		return false;
@@ -212,6 +217,13 @@ static void device_pump(struct vfio_uring_device *dev)
 
 int vu_source_start(struct vfio_uring_engine *e)
 {
+	/*
+	 * Reading far ahead of the sockets gains nothing and costs cache: a packet read just
+	 * before it is sent is still in the CPU cache when the send copies it. Two packets per
+	 * channel keep every socket busy; reads in flight come on top (one per device).
+	 */
+	e->src_queue_limit = 2 * (size_t)e->n_channels * (VU_WIRE_PACKET_OVERHEAD + e->opts.chunk_size);
+
 	for (unsigned i = 0; i < e->n_channels; i++) {
 		struct vu_channel *chan = &e->channels[i];
 
@@ -300,6 +312,7 @@ void vu_source_send_done(struct vu_channel *chan, int res)
 	if (!chan->send_head)
 		chan->send_tail = NULL;
 	chan->outstanding -= buf->len;
+	e->src_queued -= buf->len;
 	chan->stats.packets++;
 	dev = buf->dev;
 	dev->packets++;
