@@ -166,6 +166,7 @@ static void park(struct vu_channel *chan)
 
 	chan->recv_state = VU_RECV_PARKED;
 	chan->next_parked = NULL;
+	e->parked++;
 	if (e->parked_tail)
 		e->parked_tail->next_parked = chan;
 	else
@@ -208,8 +209,10 @@ static bool take_payload_buffer(struct vu_channel *chan)
 
 /*
  * Resumes parked channels that can get a buffer now (a device's next packet may use the
- * reserve, so it can pass the ones ahead of it); then, if some still wait and no write is
- * in flight, nothing will ever free a buffer: fail rather than hang.
+ * reserve, so it can pass the ones ahead of it). A stall is certain only when every open
+ * channel is parked and no write is in flight: a channel still receiving may be bringing
+ * the very packet everything waits for. Then nothing will ever free a buffer: fail rather
+ * than hang.
  */
 static void buffers_freed(struct vfio_uring_engine *e)
 {
@@ -218,16 +221,17 @@ static void buffers_freed(struct vfio_uring_engine *e)
 	while ((chan = *link) && !e->failed) {
 		if (take_payload_buffer(chan)) {
 			*link = chan->next_parked;
+			e->parked--;
 		} else {
 			last = chan;
 			link = &chan->next_parked;
 		}
 	}
 	e->parked_tail = last;
-	if (e->parked_head && !e->failed && e->writes_in_flight == 0)
+	if (e->parked && e->parked == e->channels_open && !e->failed && e->writes_in_flight == 0)
 		vu_engine_fail(e, e->parked_head->target, e->parked_head, VU_EBUFFER_CAP,
 			       "buffer cap of %zu bytes is full of packets waiting for earlier ones "
-			       "(%zu bytes held); no write can free any",
+			       "(%zu bytes held) and every channel waits for room: no write can free any",
 			       e->pool.cap, e->pool.in_use);
 }
 
@@ -398,7 +402,9 @@ static void on_eof(struct vu_channel *chan)
 							 sizeof(msg));
 		if (ret && ret != VU_EVFIO_VERSION && ret != VU_EVFIO_FLAGS &&
 		    ret != VU_EVFIO_IDX_INVALID) {
-			vu_engine_fail(e, NULL, chan, ret, "%s", msg);
+			vu_engine_fail(e, ret == VU_EVFIO_SHORT ? find_device(e, chan->hdr.idstr,
+									      chan->hdr.instance_id) : NULL,
+				       chan, ret, "%s", msg);
 			return;
 		}
 	}
@@ -414,7 +420,9 @@ static void on_eof(struct vu_channel *chan)
 	}
 	chan->recv_state = VU_RECV_CLOSED;
 	e->channels_open--;
-	if (e->finishing || e->channels_open)
+	if (e->parked)
+		buffers_freed(e); /* the channels left may all be parked now */
+	if (e->finishing || e->channels_open || e->failed)
 		return;
 	/* Every channel is closed: whatever is not here by now never will be. */
 	for (unsigned i = 0; i < e->n_devices; i++) {

@@ -381,9 +381,23 @@ static void finish_device(struct vfio_uring_device *dev, enum vfio_uring_device_
 	struct vfio_uring_engine *e = dev->engine;
 
 	dev->state = state;
+	dev->fail_pending = false;
 	e->devices_active--;
 	if (dev->done)
 		dev->done(dev->opaque, dev->error);
+}
+
+/*
+ * A failed device is reported FAILED (and its done callback called, where a VMM resumes a
+ * source device) only once its read or write of the data fd has completed: after that the
+ * engine never touches the fd again, so the device's state is exactly what was read.
+ */
+static void fail_device(struct vfio_uring_device *dev)
+{
+	if (dev->io.in_flight)
+		dev->fail_pending = true;
+	else
+		finish_device(dev, VFIO_URING_DEVICE_FAILED);
 }
 
 void vu_device_done(struct vfio_uring_device *dev)
@@ -436,7 +450,7 @@ void vu_engine_fail(struct vfio_uring_engine *e, struct vfio_uring_device *dev,
 			d->error = -ECANCELED;
 			snprintf(d->message, sizeof(d->message), "migration failed: %.480s", e->message);
 		}
-		finish_device(d, VFIO_URING_DEVICE_FAILED);
+		fail_device(d);
 	}
 	cancel_all(e);
 	/*
@@ -473,6 +487,9 @@ static void dispatch(struct vfio_uring_engine *e, struct io_uring_cqe *cqe)
 	default:
 		__builtin_unreachable();
 	}
+	if ((op->kind == VU_OP_DEVICE_READ || op->kind == VU_OP_DEVICE_WRITE) &&
+	    ((struct vfio_uring_device *)op->owner)->fail_pending)
+		finish_device(op->owner, VFIO_URING_DEVICE_FAILED);
 }
 
 /* Dispatches every CQE that is ready; returns how many. */
@@ -600,8 +617,8 @@ int vfio_uring_engine_run(struct vfio_uring_engine *e, int timeout_ms)
 			if (limit < wait_until)
 				wait_until = limit;
 		}
-		if (now >= deadline)
-			return -ETIMEDOUT;
+		if (now >= deadline) /* failed and still draining: the error is the answer */
+			return e->failed ? e->error : -ETIMEDOUT;
 		if (wait_until == UINT64_MAX) {
 			ret = io_uring_submit_and_wait(&e->ring, 1);
 		} else {

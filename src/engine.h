@@ -94,6 +94,7 @@ struct vfio_uring_device {
 	uint64_t bytes, data_bytes, packets; /* see struct vfio_uring_device_status */
 	uint64_t started_ns;
 	struct vu_op io;
+	bool fail_pending;           /* failed, reported once io has completed */
 
 	/* source */
 	struct vu_buf *reading;      /* the buffer a read is filling */
@@ -152,6 +153,7 @@ struct vfio_uring_engine {
 	/* Waiters for pool space, woken in FIFO order when a buffer comes back. */
 	struct vfio_uring_device *waiting_head, *waiting_tail; /* source devices */
 	struct vu_channel *parked_head, *parked_tail;           /* destination channels */
+	unsigned parked;                                        /* how many are parked */
 
 	uint64_t ring_enters, completions;
 	uint64_t last_progress_ns;

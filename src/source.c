@@ -242,6 +242,8 @@ void vu_source_read_done(struct vfio_uring_device *dev, int res)
 	struct vfio_uring_engine *e = dev->engine;
 	struct vu_buf *buf = dev->reading;
 
+	if (res > 0) /* counted even after a failure: the fd has moved by that much */
+		dev->data_bytes += (uint64_t)res;
 	if (e->failed)
 		return; /* teardown returns dev->reading to the pool */
 	if (res == -EINTR || res == -EAGAIN) {
@@ -270,7 +272,6 @@ void vu_source_read_done(struct vfio_uring_device *dev, int res)
 	vu_wire_encode_vfio_header(buf->data + VU_WIRE_HEADER_SIZE, dev->next_idx, 0);
 	buf->len = VU_WIRE_PACKET_OVERHEAD + (size_t)res;
 	buf->idx = dev->next_idx++;
-	dev->data_bytes += (uint64_t)res;
 	queue_packet(dev, buf);
 	device_pump(dev);
 }

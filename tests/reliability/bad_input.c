@@ -1,0 +1,982 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Bad input on the destination: a hostile source writes crafted bytes into the channels of a
+ * real destination engine. Each case must end in the errno wire.h assigns to its check, with
+ * a message naming the device or channel, nothing written that should not have been, no
+ * device DONE, no fd leak, and a clean destroy. Usage: bad_input CASE (or no argument: all).
+ */
+#include "hostile.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <poll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+
+#define DEV0 "0000:01:00.0/vfio"
+#define DEV1 "0000:01:00.1/vfio"
+#define INST0 1u
+#define INST1 2u
+#define PKT 1000u /* data bytes per crafted data packet */
+
+static const uint8_t cfg_blob[] = "config-blob-0123456789";
+
+/* The in-order data stream of a device fed packets idx 0..n-1 of PKT pattern bytes. */
+static uint8_t *expected_stream(unsigned n, size_t *len)
+{
+	uint8_t *p = malloc((size_t)n * PKT + 1);
+
+	for (unsigned i = 0; i < n; i++)
+		rl_pattern(p + (size_t)i * PKT, PKT, i);
+	*len = (size_t)n * PKT;
+	return p;
+}
+
+struct bad_case {
+	struct rl_dest_opts o;
+	struct rl_buf b[RL_MAX_CH];
+	enum rl_end end[RL_MAX_CH];
+	int expect;
+	const char *needle1, *needle2;
+	unsigned dev0_prefix_packets; /* device 0 may hold a prefix of packets 0..n-1 */
+	int rc;
+};
+
+static void bc_init(struct bad_case *c)
+{
+	memset(c, 0, sizeof(*c));
+}
+
+/* A channel's stream starting with a valid handshake. */
+static struct rl_buf *hs(struct bad_case *c, int ch)
+{
+	rl_buf_handshake(&c->b[ch], rl_uuid, (uint8_t)ch);
+	return &c->b[ch];
+}
+
+static void bc_run(struct bad_case *c)
+{
+	struct rl_dest d;
+	int ret = rl_dest_init(&d, &c->o);
+	size_t elen;
+	uint8_t *exp;
+
+	RL_CHECK(ret == 0, "destination setup: %s", strerror(-ret));
+	if (ret) {
+		rl_dest_fini(&d);
+		return;
+	}
+	/* With one channel every error but "all channels closed" happened on channel 0. */
+	if (d.nch == 1 && c->expect != VU_ESTREAM_ENDED && !c->needle2 &&
+	    !(c->needle1 && strcmp(c->needle1, "channel 0") == 0))
+		c->needle2 = "channel 0";
+	for (int ch = 0; ch < d.nch; ch++)
+		rl_dest_send(&d, ch, &c->b[ch], c->end[ch]);
+	c->rc = rl_dest_run(&d, 20000);
+	RL_CHECK(c->rc == c->expect, "run returned %d, expected %d", c->rc, c->expect);
+	rl_check_error(d.e, c->expect, c->needle1, c->needle2);
+	rl_dest_check_none_done(&d);
+	exp = expected_stream(c->dev0_prefix_packets, &elen);
+	rl_dest_check_prefix(&d, 0, exp, elen);
+	free(exp);
+	for (int i = 1; i < d.ndev; i++)
+		rl_dest_check_written(&d, i, NULL, 0);
+	rl_check_buffer_peak(d.e);
+	rl_dest_fini(&d);
+	for (int ch = 0; ch < RL_MAX_CH; ch++)
+		rl_buf_free(&c->b[ch]);
+}
+
+/* ---- handshakes --------------------------------------------------------------------- */
+
+static void t_hs_magic(bool tcp)
+{
+	struct bad_case c;
+
+	bc_init(&c);
+	c.o.tcp = tcp;
+	hs(&c, 0)->p[0] ^= 0xff;
+	rl_buf_packet(&c.b[0], DEV0, INST0, 0, 0, NULL, PKT);
+	c.expect = VU_EHS_MAGIC;
+	c.needle1 = "channel 0";
+	bc_run(&c);
+}
+
+static void hs_magic(void)
+{
+	t_hs_magic(false);
+}
+
+static void hs_magic_tcp(void)
+{
+	t_hs_magic(true);
+}
+
+static void hs_version(void)
+{
+	struct bad_case c;
+
+	bc_init(&c);
+	vu_put_be32(hs(&c, 0)->p + 4, 2);
+	c.expect = VU_EHS_VERSION;
+	c.needle1 = "channel 0";
+	bc_run(&c);
+}
+
+static void hs_uuid(void)
+{
+	struct bad_case c;
+	uint8_t other[16];
+
+	bc_init(&c);
+	memcpy(other, rl_uuid, 16);
+	other[15] ^= 1;
+	rl_buf_handshake(&c.b[0], other, 0);
+	c.expect = VU_EHS_UUID;
+	c.needle1 = "channel 0";
+	bc_run(&c);
+}
+
+static void hs_channel_range(void)
+{
+	struct bad_case c;
+
+	bc_init(&c);
+	c.o.channels = 2;
+	hs(&c, 0);
+	rl_buf_handshake(&c.b[1], rl_uuid, 2);
+	c.expect = VU_EHS_CHANNEL_RANGE;
+	c.needle1 = "channel 1";
+	bc_run(&c);
+}
+
+static void hs_channel_255(void)
+{
+	struct bad_case c;
+
+	bc_init(&c);
+	rl_buf_handshake(&c.b[0], rl_uuid, 255);
+	c.expect = VU_EHS_CHANNEL_RANGE;
+	c.needle1 = "channel 0";
+	bc_run(&c);
+}
+
+static void hs_channel_dup(void)
+{
+	struct bad_case c;
+
+	bc_init(&c);
+	c.o.channels = 2;
+	hs(&c, 0);
+	rl_buf_handshake(&c.b[1], rl_uuid, 0);
+	c.expect = VU_EHS_CHANNEL_DUP;
+	c.needle1 = "channel";
+	bc_run(&c);
+}
+
+static void hs_truncated(void)
+{
+	struct bad_case c;
+
+	bc_init(&c);
+	hs(&c, 0)->len = 30;
+	c.expect = VU_ESTREAM_TRUNCATED;
+	c.needle1 = "channel 0";
+	bc_run(&c);
+}
+
+/* ---- packet headers ----------------------------------------------------------------- */
+
+/* Handshake, one packet for device 0 idx 0, then `poke` applied to that packet's header. */
+static void header_case(uint32_t off, uint32_t value, int expect, const char *needle)
+{
+	struct bad_case c;
+	struct rl_buf *b;
+
+	bc_init(&c);
+	b = hs(&c, 0);
+	rl_buf_packet(b, DEV0, INST0, 0, 0, NULL, PKT);
+	vu_put_be32(b->p + VU_WIRE_HANDSHAKE_SIZE + off, value);
+	c.expect = expect;
+	c.needle1 = needle;
+	bc_run(&c);
+}
+
+static void pkt_magic(void)
+{
+	header_case(0, 0x11223345, VU_EPKT_MAGIC, "channel 0");
+}
+
+static void pkt_version(void)
+{
+	header_case(4, 2, VU_EPKT_VERSION, "channel 0");
+}
+
+static void pkt_sync(void)
+{
+	header_case(8, VU_WIRE_FLAG_DEVICE_STATE | VU_WIRE_FLAG_SYNC, VU_EPKT_SYNC, "channel 0");
+}
+
+static void pkt_compression(void)
+{
+	header_case(8, VU_WIRE_FLAG_DEVICE_STATE | (1u << 1), VU_EPKT_COMPRESSION, "channel 0");
+}
+
+static void pkt_compression_zstd(void)
+{
+	header_case(8, VU_WIRE_FLAG_DEVICE_STATE | (1u << 3), VU_EPKT_COMPRESSION, "channel 0");
+}
+
+static void pkt_not_device_state(void)
+{
+	header_case(8, 0, VU_EPKT_NOT_DEVICE_STATE, "channel 0");
+}
+
+static void pkt_unknown_flags(void)
+{
+	header_case(8, VU_WIRE_FLAG_DEVICE_STATE | 0x100, VU_EPKT_FLAGS, "channel 0");
+}
+
+static void pkt_size_zero(void)
+{
+	header_case(272, 0, VU_EPKT_EMPTY, DEV0);
+}
+
+static void pkt_size_huge(void)
+{
+	header_case(272, UINT32_MAX, VU_EPKT_TOO_BIG, DEV0);
+}
+
+static void pkt_size_above_max(void)
+{
+	struct bad_case c;
+
+	bc_init(&c);
+	c.o.max_packet_size = 65536;
+	rl_buf_header(hs(&c, 0), DEV0, INST0, 65537);
+	rl_buf_fill(&c.b[0], 0, 65537);
+	c.expect = VU_EPKT_TOO_BIG;
+	c.needle1 = DEV0;
+	bc_run(&c);
+}
+
+static void pkt_idstr_unterminated(void)
+{
+	struct bad_case c;
+	struct rl_buf *b;
+
+	bc_init(&c);
+	b = hs(&c, 0);
+	rl_buf_packet(b, DEV0, INST0, 0, 0, NULL, PKT);
+	memset(b->p + VU_WIRE_HANDSHAKE_SIZE + 12, 'A', VU_WIRE_IDSTR_SIZE);
+	c.expect = VU_EPKT_IDSTR;
+	c.needle1 = "channel 0";
+	bc_run(&c);
+}
+
+static void pkt_unknown_idstr(void)
+{
+	struct bad_case c;
+
+	bc_init(&c);
+	rl_buf_packet(hs(&c, 0), "0000:09:00.0/vfio", INST0, 0, 0, NULL, PKT);
+	c.expect = VU_EPKT_UNKNOWN_DEVICE;
+	c.needle1 = "0000:09:00.0/vfio";
+	bc_run(&c);
+}
+
+static void pkt_unknown_instance(void)
+{
+	struct bad_case c;
+
+	bc_init(&c);
+	rl_buf_packet(hs(&c, 0), DEV0, 77, 0, 0, NULL, PKT);
+	c.expect = VU_EPKT_UNKNOWN_DEVICE;
+	c.needle1 = DEV0;
+	bc_run(&c);
+}
+
+static void pkt_not_multifd(void)
+{
+	struct bad_case c;
+
+	bc_init(&c);
+	c.o.devices = 2;
+	c.o.dev_multifd_off[1] = true;
+	rl_buf_packet(hs(&c, 0), DEV1, INST1, 0, 0, NULL, PKT);
+	c.expect = VU_EPKT_NOT_MULTIFD;
+	c.needle1 = DEV1;
+	bc_run(&c);
+}
+
+/* ---- VFIO packets ------------------------------------------------------------------- */
+
+/*
+ * KNOWN ENGINE BUG while these fail (reported to the lead): when the short packet is the last
+ * thing on the channel, the error is found in on_eof() (src/destination.c), which passes no
+ * device: the message names only the channel ("destination: channel 0: VFIO packet of 11
+ * bytes, shorter than its 12-byte header") although the header named the device. When more
+ * bytes follow (vfio_short_then_more) on_header() names it.
+ */
+static void vfio_short_len(uint32_t len)
+{
+	struct bad_case c;
+
+	bc_init(&c);
+	rl_buf_header(hs(&c, 0), DEV0, INST0, len);
+	rl_buf_fill(&c.b[0], 0, len);
+	c.expect = VU_EVFIO_SHORT;
+	c.needle1 = DEV0;
+	bc_run(&c);
+}
+
+/* The short packet followed by more bytes rather than EOF. */
+static void vfio_short_then_more(void)
+{
+	struct bad_case c;
+
+	bc_init(&c);
+	rl_buf_header(hs(&c, 0), DEV0, INST0, 11);
+	rl_buf_fill(&c.b[0], 0, 11);
+	rl_buf_packet(&c.b[0], DEV0, INST0, 0, 0, NULL, PKT);
+	c.expect = VU_EVFIO_SHORT;
+	c.needle1 = DEV0;
+	bc_run(&c);
+}
+
+static void vfio_short(void)
+{
+	vfio_short_len(11);
+}
+
+static void vfio_short_1(void)
+{
+	vfio_short_len(1);
+}
+
+/* Packet idx 0 for device 0 with its VFIO header word at `off` replaced. */
+static void vfio_case(uint32_t off, uint32_t value, int expect)
+{
+	struct bad_case c;
+	struct rl_buf *b;
+
+	bc_init(&c);
+	b = hs(&c, 0);
+	rl_buf_packet(b, DEV0, INST0, 0, 0, NULL, PKT);
+	vu_put_be32(b->p + VU_WIRE_HANDSHAKE_SIZE + VU_WIRE_HEADER_SIZE + off, value);
+	c.expect = expect;
+	c.needle1 = DEV0;
+	bc_run(&c);
+}
+
+static void vfio_version(void)
+{
+	vfio_case(0, 1, VU_EVFIO_VERSION);
+}
+
+static void vfio_flags(void)
+{
+	vfio_case(8, 0x2, VU_EVFIO_FLAGS);
+}
+
+static void vfio_idx_invalid(void)
+{
+	vfio_case(4, UINT32_MAX, VU_EVFIO_IDX_INVALID);
+}
+
+static void vfio_idx_dup(void)
+{
+	struct bad_case c;
+	struct rl_buf *b;
+
+	bc_init(&c);
+	b = hs(&c, 0);
+	rl_buf_packet(b, DEV0, INST0, 0, 0, NULL, PKT);
+	rl_buf_packet(b, DEV0, INST0, 1, 0, NULL, PKT);
+	rl_buf_packet(b, DEV0, INST0, 1, 0, NULL, PKT);
+	c.expect = VU_EVFIO_IDX_DUP;
+	c.needle1 = DEV0;
+	c.dev0_prefix_packets = 2;
+	bc_run(&c);
+}
+
+/* The same idx arriving on two channels: whichever is second is the duplicate. */
+static void vfio_idx_dup_channels(void)
+{
+	struct bad_case c;
+
+	bc_init(&c);
+	c.o.channels = 2;
+	rl_buf_packet(hs(&c, 0), DEV0, INST0, 3, 0, NULL, PKT);
+	rl_buf_packet(hs(&c, 1), DEV0, INST0, 3, 0, NULL, PKT);
+	c.expect = VU_EVFIO_IDX_DUP;
+	c.needle1 = DEV0;
+	bc_run(&c);
+}
+
+/* A duplicate of an idx already written to the data fd (no longer queued). */
+static void vfio_idx_dup_written(void)
+{
+	struct bad_case c;
+	struct rl_buf *b;
+
+	bc_init(&c);
+	b = hs(&c, 0);
+	rl_buf_packet(b, DEV0, INST0, 0, 0, NULL, PKT);
+	rl_buf_packet(b, DEV0, INST0, 1, 0, NULL, PKT);
+	rl_buf_packet(b, DEV0, INST0, 2, 0, NULL, PKT);
+	rl_buf_packet(b, DEV0, INST0, 0, 0, NULL, PKT);
+	c.expect = VU_EVFIO_IDX_DUP;
+	c.needle1 = DEV0;
+	c.dev0_prefix_packets = 3;
+	bc_run(&c);
+}
+
+static void vfio_config_dup(void)
+{
+	struct bad_case c;
+	struct rl_buf *b;
+
+	bc_init(&c);
+	b = hs(&c, 0);
+	rl_buf_packet(b, DEV0, INST0, 0, 0, NULL, PKT);
+	rl_buf_config(b, DEV0, INST0, 2, cfg_blob, sizeof(cfg_blob));
+	rl_buf_config(b, DEV0, INST0, 3, cfg_blob, sizeof(cfg_blob));
+	c.expect = VU_EVFIO_CONFIG_DUP;
+	c.needle1 = DEV0;
+	c.dev0_prefix_packets = 1;
+	bc_run(&c);
+}
+
+/* Data idx 3 received, then the config packet says the data ended at idx 2. */
+static void vfio_data_after_config(void)
+{
+	struct bad_case c;
+	struct rl_buf *b;
+
+	bc_init(&c);
+	b = hs(&c, 0);
+	rl_buf_packet(b, DEV0, INST0, 0, 0, NULL, PKT);
+	rl_buf_packet(b, DEV0, INST0, 3, 0, NULL, PKT);
+	rl_buf_config(b, DEV0, INST0, 2, cfg_blob, sizeof(cfg_blob));
+	c.expect = VU_EVFIO_DATA_AFTER_CONFIG;
+	c.needle1 = DEV0;
+	c.dev0_prefix_packets = 1;
+	bc_run(&c);
+}
+
+/* The config packet (idx 2) first, then data idx 3 beyond it. */
+static void vfio_idx_beyond_config(void)
+{
+	struct bad_case c;
+	struct rl_buf *b;
+
+	bc_init(&c);
+	b = hs(&c, 0);
+	rl_buf_packet(b, DEV0, INST0, 0, 0, NULL, PKT);
+	rl_buf_config(b, DEV0, INST0, 2, cfg_blob, sizeof(cfg_blob));
+	rl_buf_packet(b, DEV0, INST0, 3, 0, NULL, PKT);
+	c.expect = VU_EVFIO_IDX_BEYOND_CONFIG;
+	c.needle1 = DEV0;
+	c.dev0_prefix_packets = 1;
+	bc_run(&c);
+}
+
+static void vfio_config_framing(void)
+{
+	struct bad_case c;
+	struct rl_buf *b;
+	size_t at;
+
+	bc_init(&c);
+	b = hs(&c, 0);
+	rl_buf_packet(b, DEV0, INST0, 0, 0, NULL, PKT);
+	at = b->len + VU_WIRE_HEADER_SIZE + VU_WIRE_VFIO_HEADER_SIZE;
+	rl_buf_config(b, DEV0, INST0, 1, cfg_blob, sizeof(cfg_blob));
+	b->p[at + 7] ^= 0xff; /* DEV_CONFIG_STATE marker */
+	c.expect = VU_EVFIO_CONFIG_FRAMING;
+	c.needle1 = DEV0;
+	c.dev0_prefix_packets = 1;
+	bc_run(&c);
+}
+
+static void vfio_config_too_short(void)
+{
+	struct bad_case c;
+	struct rl_buf *b;
+
+	bc_init(&c);
+	b = hs(&c, 0);
+	rl_buf_packet(b, DEV0, INST0, 0, 0, NULL, PKT);
+	rl_buf_packet(b, DEV0, INST0, 1, VU_WIRE_VFIO_FLAG_CONFIG_STATE, NULL, 7);
+	c.expect = VU_EVFIO_CONFIG_FRAMING;
+	c.needle1 = DEV0;
+	c.dev0_prefix_packets = 1;
+	bc_run(&c);
+}
+
+/* ---- stream ends and garbage -------------------------------------------------------- */
+
+static void stream_ends_before_config(void)
+{
+	struct bad_case c;
+	struct rl_buf *b;
+
+	bc_init(&c);
+	c.o.channels = 2;
+	b = hs(&c, 0);
+	rl_buf_packet(b, DEV0, INST0, 0, 0, NULL, PKT);
+	rl_buf_packet(hs(&c, 1), DEV0, INST0, 1, 0, NULL, PKT);
+	c.expect = VU_ESTREAM_ENDED;
+	c.needle1 = DEV0;
+	c.dev0_prefix_packets = 2;
+	bc_run(&c);
+}
+
+static void stream_ends_after_handshake(void)
+{
+	struct bad_case c;
+
+	bc_init(&c);
+	hs(&c, 0);
+	c.expect = VU_ESTREAM_ENDED;
+	bc_run(&c);
+}
+
+static void eof_mid_header(void)
+{
+	struct bad_case c;
+	struct rl_buf *b;
+
+	bc_init(&c);
+	b = hs(&c, 0);
+	rl_buf_packet(b, DEV0, INST0, 0, 0, NULL, PKT);
+	b->len = VU_WIRE_HANDSHAKE_SIZE + 100;
+	c.expect = VU_ESTREAM_TRUNCATED;
+	c.needle1 = "channel 0";
+	bc_run(&c);
+}
+
+static void eof_mid_payload(void)
+{
+	struct bad_case c;
+	struct rl_buf *b;
+
+	bc_init(&c);
+	b = hs(&c, 0);
+	rl_buf_packet(b, DEV0, INST0, 0, 0, NULL, PKT);
+	rl_buf_packet(b, DEV0, INST0, 1, 0, NULL, PKT);
+	b->len -= PKT / 2;
+	c.expect = VU_ESTREAM_TRUNCATED;
+	c.needle1 = "channel 0";
+	c.dev0_prefix_packets = 1;
+	bc_run(&c);
+}
+
+static void eof_mid_vfio_header(void)
+{
+	struct bad_case c;
+	struct rl_buf *b;
+
+	bc_init(&c);
+	b = hs(&c, 0);
+	rl_buf_packet(b, DEV0, INST0, 0, 0, NULL, PKT);
+	b->len = VU_WIRE_HANDSHAKE_SIZE + VU_WIRE_HEADER_SIZE + 5;
+	c.expect = VU_ESTREAM_TRUNCATED;
+	c.needle1 = "channel 0";
+	bc_run(&c);
+}
+
+static void garbage_between_packets(void)
+{
+	struct bad_case c;
+	struct rl_buf *b;
+
+	bc_init(&c);
+	b = hs(&c, 0);
+	rl_buf_packet(b, DEV0, INST0, 0, 0, NULL, PKT);
+	rl_buf_fill(b, 0xab, 16);
+	rl_buf_packet(b, DEV0, INST0, 1, 0, NULL, PKT);
+	c.expect = VU_EPKT_MAGIC;
+	c.needle1 = "channel 0";
+	c.dev0_prefix_packets = 1;
+	bc_run(&c);
+}
+
+static void garbage_one_byte(void)
+{
+	struct bad_case c;
+	struct rl_buf *b;
+
+	bc_init(&c);
+	b = hs(&c, 0);
+	rl_buf_fill(b, 0, 1);
+	rl_buf_packet(b, DEV0, INST0, 0, 0, NULL, PKT);
+	c.expect = VU_EPKT_MAGIC;
+	c.needle1 = "channel 0";
+	bc_run(&c);
+}
+
+/* ---- memory: floods and sparse idx -------------------------------------------------- */
+
+/* Never idx 0: every packet must stay queued; the cap must stop the flood. */
+static void flood_out_of_order(void)
+{
+	struct bad_case c;
+
+	bc_init(&c);
+	c.o.channels = 2;
+	c.o.buffer_cap = 1u << 20;
+	c.o.max_packet_size = 128u << 10;
+	hs(&c, 0);
+	hs(&c, 1);
+	for (uint32_t i = 1; i <= 64; i++)
+		rl_buf_packet(&c.b[i & 1], DEV0, INST0, i, 0, NULL, 64 << 10);
+	c.expect = VU_EBUFFER_CAP;
+	c.needle1 = DEV0;
+	bc_run(&c);
+}
+
+/* Before switchover nothing is written: even in-order packets queue, within the cap. */
+static void flood_before_switchover(void)
+{
+	struct bad_case c;
+
+	bc_init(&c);
+	c.o.no_switchover = true;
+	c.o.buffer_cap = 1u << 20;
+	c.o.max_packet_size = 128u << 10;
+	c.o.devices = 2;
+	hs(&c, 0);
+	for (uint32_t i = 0; i < 64; i++)
+		rl_buf_packet(&c.b[0], (i & 1) ? DEV1 : DEV0, (i & 1) ? INST1 : INST0, i / 2, 0,
+			      NULL, 64 << 10);
+	c.expect = VU_EBUFFER_CAP;
+	bc_run(&c);
+}
+
+/*
+ * Thousands of tiny packets at huge, sparse idx values: the destination must not size
+ * anything by idx, and must count what a queued packet really costs against the cap.
+ */
+static void sparse_idx(void)
+{
+	struct rl_buf b[2] = { 0 };
+	struct rl_dest_opts o = { .channels = 2, .devices = 2, .buffer_cap = 4u << 20 };
+	struct rl_dest d;
+	struct rusage ru0, ru1;
+	uint32_t seed = 12345;
+	long grow;
+	int ret, err;
+
+	rl_buf_handshake(&b[0], rl_uuid, 0);
+	rl_buf_handshake(&b[1], rl_uuid, 1);
+	for (int i = 0; i < 4000; i++) {
+		uint32_t idx;
+
+		seed = seed * 1103515245u + 12345u;
+		idx = ((seed | 0x10000u) & 0xffff0000u) + (uint32_t)i; /* distinct, never 0 */
+		if (idx == UINT32_MAX)
+			idx--;
+		rl_buf_packet(&b[i & 1], (i & 2) ? DEV1 : DEV0, (i & 2) ? INST1 : INST0, idx, 0,
+			      NULL, 1);
+	}
+	getrusage(RUSAGE_SELF, &ru0);
+	ret = rl_dest_init(&d, &o);
+	RL_CHECK(ret == 0, "setup %d", ret);
+	if (ret == 0) {
+		rl_dest_send(&d, 0, &b[0], RL_END_SHUTDOWN);
+		rl_dest_send(&d, 1, &b[1], RL_END_SHUTDOWN);
+		rl_dest_run(&d, 20000);
+		/* Either the cap stops it or the stream ends with the devices incomplete. */
+		err = vfio_uring_engine_error(d.e, NULL);
+		RL_CHECK(err == VU_EBUFFER_CAP || err == VU_ESTREAM_ENDED, "engine error %d (%s)",
+			 err, strerror(-err));
+		rl_check_error(d.e, err, NULL, NULL);
+		rl_dest_check_none_done(&d);
+		rl_dest_check_written(&d, 0, NULL, 0);
+		rl_dest_check_written(&d, 1, NULL, 0);
+		rl_check_buffer_peak(d.e);
+	}
+	rl_dest_fini(&d);
+	getrusage(RUSAGE_SELF, &ru1);
+	grow = ru1.ru_maxrss - ru0.ru_maxrss;
+	printf("max RSS grew by %ld KiB for 4000 sparse packets (cap 4 MiB)\n", grow);
+	RL_CHECK(grow < 64 * 1024, "max RSS grew by %ld KiB with a 4 MiB cap", grow);
+	rl_buf_free(&b[0]);
+	rl_buf_free(&b[1]);
+}
+
+/*
+ * Eight channels each announce a maximum-size packet (4 MiB) and send only part of it, with
+ * an 8 MiB cap: buffers for announced payloads must come out of the cap too. The engine may
+ * wait for space (then the stall ends in the progress timeout) or refuse; it must never hold
+ * more than the cap.
+ */
+static void announce_big_many_channels(void)
+{
+	struct rl_buf b[8] = { 0 };
+	struct rl_dest_opts o = { .channels = 8, .devices = 2, .buffer_cap = 8u << 20,
+				  .progress_timeout_ms = 500 };
+	struct rl_dest d;
+	struct rusage ru0, ru1;
+	int ret, err;
+
+	for (int c = 0; c < 8; c++) {
+		rl_buf_handshake(&b[c], rl_uuid, (uint8_t)c);
+		rl_buf_header(&b[c], (c & 1) ? DEV1 : DEV0, (c & 1) ? INST1 : INST0, 4u << 20);
+		rl_buf_fill(&b[c], 0, 12);
+		vu_wire_encode_vfio_header(b[c].p + b[c].len - 12, 1 + (uint32_t)c, 0);
+		rl_buf_fill(&b[c], 0x33, 100000);
+	}
+	getrusage(RUSAGE_SELF, &ru0);
+	ret = rl_dest_init(&d, &o);
+	RL_CHECK(ret == 0, "setup %d", ret);
+	if (ret == 0) {
+		for (int c = 0; c < 8; c++)
+			rl_dest_send(&d, c, &b[c], RL_END_STALL);
+		rl_dest_run(&d, 20000);
+		err = vfio_uring_engine_error(d.e, NULL);
+		RL_CHECK(err == VU_EBUFFER_CAP || err == -ETIMEDOUT, "engine error %d (%s)", err,
+			 strerror(-err));
+		rl_check_error(d.e, err, NULL, NULL);
+		rl_dest_check_none_done(&d);
+		rl_dest_check_written(&d, 0, NULL, 0);
+		rl_dest_check_written(&d, 1, NULL, 0);
+		rl_check_buffer_peak(d.e);
+	}
+	rl_dest_fini(&d);
+	getrusage(RUSAGE_SELF, &ru1);
+	printf("max RSS grew by %ld KiB (8 x 4 MiB announced, cap 8 MiB)\n",
+	       ru1.ru_maxrss - ru0.ru_maxrss);
+	RL_CHECK(ru1.ru_maxrss - ru0.ru_maxrss < 24 * 1024, "max RSS grew by %ld KiB",
+		 ru1.ru_maxrss - ru0.ru_maxrss);
+	for (int c = 0; c < 8; c++)
+		rl_buf_free(&b[c]);
+}
+
+/* ---- positive control: the hostile source's encoding is right ----------------------- */
+
+static void valid_stream(void)
+{
+	struct rl_dest_opts o = { .channels = 2, .devices = 2 };
+	struct rl_buf b[2] = { 0 };
+	struct rl_dest d;
+	size_t elen;
+	uint8_t *exp = expected_stream(4, &elen);
+	int ret;
+
+	rl_buf_handshake(&b[0], rl_uuid, 0);
+	rl_buf_handshake(&b[1], rl_uuid, 1);
+	/* Out of order across channels, the config before the data ends. */
+	rl_buf_config(&b[1], DEV0, INST0, 4, cfg_blob, sizeof(cfg_blob));
+	rl_buf_packet(&b[0], DEV0, INST0, 2, 0, NULL, PKT);
+	rl_buf_packet(&b[1], DEV1, INST1, 0, 0, NULL, PKT);
+	rl_buf_packet(&b[1], DEV0, INST0, 3, 0, NULL, PKT);
+	rl_buf_packet(&b[0], DEV0, INST0, 0, 0, NULL, PKT);
+	rl_buf_config(&b[0], DEV1, INST1, 1, cfg_blob, 0);
+	rl_buf_packet(&b[1], DEV0, INST0, 1, 0, NULL, PKT);
+	ret = rl_dest_init(&d, &o);
+	RL_CHECK(ret == 0, "setup %d", ret);
+	if (ret == 0) {
+		rl_dest_send(&d, 0, &b[0], RL_END_SHUTDOWN);
+		rl_dest_send(&d, 1, &b[1], RL_END_SHUTDOWN);
+		ret = rl_dest_run(&d, 20000);
+		RL_CHECK(ret == 0, "valid stream: run %d (%s)", ret, strerror(-ret));
+		rl_dest_check_written(&d, 0, exp, elen);
+		rl_dest_check_written(&d, 1, exp, PKT);
+		RL_CHECK(d.d[0].config_calls == 1 && d.d[0].config_len == sizeof(cfg_blob) &&
+				 memcmp(d.d[0].config, cfg_blob, sizeof(cfg_blob)) == 0,
+			 "device 0 config");
+		RL_CHECK(d.d[1].config_calls == 1 && d.d[1].config_len == 0, "device 1 config");
+		RL_CHECK(d.d[0].done_calls == 1 && d.d[0].done_error == 0, "device 0 done");
+	}
+	rl_dest_fini(&d);
+	rl_buf_free(&b[0]);
+	rl_buf_free(&b[1]);
+	free(exp);
+}
+
+/*
+ * Not bad input: a valid stream that needs exactly the cap. Two maximum-size packets out of
+ * order (idx 1 then idx 0) with cap = 2 x max_packet_size must complete, not end in ENOBUFS.
+ */
+static void valid_stream_at_cap(void)
+{
+	const size_t data = (1u << 20) - VU_WIRE_VFIO_HEADER_SIZE;
+	struct rl_dest_opts o = { .channels = 2, .devices = 1, .buffer_cap = 2u << 20,
+				  .max_packet_size = 1u << 20 };
+	struct rl_buf b[2] = { 0 };
+	struct rl_dest d;
+	uint8_t *exp = malloc(2 * data);
+	int ret;
+
+	rl_pattern(exp, data, 0);
+	rl_pattern(exp + data, data, 1);
+	rl_buf_handshake(&b[0], rl_uuid, 0);
+	rl_buf_handshake(&b[1], rl_uuid, 1);
+	rl_buf_packet(&b[0], DEV0, INST0, 1, 0, NULL, data);
+	rl_buf_packet(&b[0], DEV0, INST0, 0, 0, NULL, data);
+	rl_buf_config(&b[0], DEV0, INST0, 2, cfg_blob, sizeof(cfg_blob));
+	ret = rl_dest_init(&d, &o);
+	RL_CHECK(ret == 0, "setup %d", ret);
+	if (ret == 0) {
+		rl_dest_send(&d, 0, &b[0], RL_END_SHUTDOWN);
+		rl_dest_send(&d, 1, &b[1], RL_END_SHUTDOWN);
+		ret = rl_dest_run(&d, 20000);
+		RL_CHECK(ret == 0, "run %d", ret);
+		if (ret)
+			rl_check_error(d.e, 0, NULL, NULL);
+		rl_dest_check_written(&d, 0, exp, 2 * data);
+		rl_check_buffer_peak(d.e);
+	}
+	rl_dest_fini(&d);
+	rl_buf_free(&b[0]);
+	rl_buf_free(&b[1]);
+	free(exp);
+}
+
+/*
+ * Not bad input: a valid stream where one channel runs ahead. Channel 1 delivers idx 1 and
+ * then the header of idx 2 before channel 0 delivers idx 0 (a slow channel: QEMU spreads a
+ * device's packets over all channels). cap = 2 x max_packet_size: idx 1 is held, idx 2 must
+ * wait, and idx 0 (next in turn, from the reserve) must still be received on channel 0, be
+ * written and free space. Failing with ENOBUFS while channel 0 can still deliver the packet
+ * everyone waits for rejects a valid migration.
+ * KNOWN ENGINE BUG while this fails (reported): buffers_freed() fails as soon as a channel is
+ * parked and no write is in flight, even though another channel is still receiving.
+ */
+static void valid_stream_channel_ahead(void)
+{
+	const size_t data = (1u << 20) - VU_WIRE_VFIO_HEADER_SIZE;
+	const uint64_t ahead = 2 * VU_WIRE_HANDSHAKE_SIZE + VU_WIRE_PACKET_OVERHEAD + data +
+			       VU_WIRE_PACKET_OVERHEAD;
+	struct rl_dest_opts o = { .channels = 2, .devices = 1, .buffer_cap = 2u << 20,
+				  .max_packet_size = 1u << 20 };
+	struct rl_buf b[2] = { 0 }, hs0 = { 0 };
+	struct rl_dest d;
+	uint8_t *exp = malloc(3 * data);
+	int ret;
+
+	for (uint32_t i = 0; i < 3; i++)
+		rl_pattern(exp + i * data, data, i);
+	rl_buf_handshake(&hs0, rl_uuid, 0);
+	rl_buf_handshake(&b[1], rl_uuid, 1);
+	rl_buf_packet(&b[1], DEV0, INST0, 1, 0, NULL, data);
+	rl_buf_packet(&b[1], DEV0, INST0, 2, 0, NULL, data);
+	rl_buf_packet(&b[0], DEV0, INST0, 0, 0, NULL, data);
+	rl_buf_config(&b[0], DEV0, INST0, 3, cfg_blob, sizeof(cfg_blob));
+	ret = rl_dest_init(&d, &o);
+	RL_CHECK(ret == 0, "setup %d", ret);
+	if (ret == 0) {
+		struct vfio_uring_engine_stats st = { 0 };
+		int rc = 0;
+
+		RL_CHECK(send(d.ch[0][1], hs0.p, hs0.len, MSG_NOSIGNAL) == (ssize_t)hs0.len, "hs");
+		rl_dest_send(&d, 1, &b[1], RL_END_SHUTDOWN);
+		/* until channel 1 delivered idx 1 and idx 2's headers (test guard: 20 s) */
+		for (int i = 0; i < 2000 && rc == 0 && st.wire_bytes < ahead; i++) {
+			struct pollfd p = { .fd = vfio_uring_engine_get_fd(d.e), .events = POLLIN };
+
+			poll(&p, 1, 10);
+			rc = vfio_uring_engine_process(d.e);
+			vfio_uring_engine_get_stats(d.e, &st);
+		}
+		printf("channel 1 ahead by %llu bytes: engine %d\n",
+		       (unsigned long long)st.wire_bytes, rc);
+		rl_dest_send(&d, 0, &b[0], RL_END_SHUTDOWN);
+		ret = rl_dest_run(&d, 20000);
+		RL_CHECK(ret == 0, "a valid stream failed: run %d", ret);
+		if (ret)
+			rl_check_error(d.e, 0, NULL, NULL);
+		rl_dest_check_prefix(&d, 0, exp, 3 * data);
+		rl_check_buffer_peak(d.e);
+	}
+	rl_dest_fini(&d);
+	rl_buf_free(&b[0]);
+	rl_buf_free(&b[1]);
+	rl_buf_free(&hs0);
+	free(exp);
+}
+
+#define CASE(f) { #f, f }
+static const struct {
+	const char *name;
+	void (*fn)(void);
+} cases[] = {
+	CASE(valid_stream),
+	CASE(valid_stream_at_cap),
+	CASE(valid_stream_channel_ahead),
+	CASE(hs_magic),
+	CASE(hs_magic_tcp),
+	CASE(hs_version),
+	CASE(hs_uuid),
+	CASE(hs_channel_range),
+	CASE(hs_channel_255),
+	CASE(hs_channel_dup),
+	CASE(hs_truncated),
+	CASE(pkt_magic),
+	CASE(pkt_version),
+	CASE(pkt_sync),
+	CASE(pkt_compression),
+	CASE(pkt_compression_zstd),
+	CASE(pkt_not_device_state),
+	CASE(pkt_unknown_flags),
+	CASE(pkt_idstr_unterminated),
+	CASE(pkt_unknown_idstr),
+	CASE(pkt_unknown_instance),
+	CASE(pkt_not_multifd),
+	CASE(pkt_size_zero),
+	CASE(pkt_size_huge),
+	CASE(pkt_size_above_max),
+	CASE(vfio_short),
+	CASE(vfio_short_1),
+	CASE(vfio_short_then_more),
+	CASE(vfio_version),
+	CASE(vfio_flags),
+	CASE(vfio_idx_invalid),
+	CASE(vfio_idx_dup),
+	CASE(vfio_idx_dup_channels),
+	CASE(vfio_idx_dup_written),
+	CASE(vfio_config_dup),
+	CASE(vfio_data_after_config),
+	CASE(vfio_idx_beyond_config),
+	CASE(vfio_config_framing),
+	CASE(vfio_config_too_short),
+	CASE(stream_ends_before_config),
+	CASE(stream_ends_after_handshake),
+	CASE(eof_mid_header),
+	CASE(eof_mid_vfio_header),
+	CASE(eof_mid_payload),
+	CASE(garbage_between_packets),
+	CASE(garbage_one_byte),
+	CASE(flood_out_of_order),
+	CASE(flood_before_switchover),
+	CASE(sparse_idx),
+	CASE(announce_big_many_channels),
+};
+
+int main(int argc, char **argv)
+{
+	bool ran = false;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		if (argc > 1 && strcmp(argv[1], "--list") == 0) {
+			printf("%s\n", cases[i].name);
+			continue;
+		}
+		if (argc > 1 && strcmp(argv[1], cases[i].name) != 0)
+			continue;
+		printf("== %s\n", cases[i].name);
+		cases[i].fn();
+		ran = true;
+	}
+	if (argc > 1 && strcmp(argv[1], "--list") == 0)
+		return 0;
+	if (!ran) {
+		fprintf(stderr, "unknown case %s\n", argv[1]);
+		return 1;
+	}
+	return rl_result();
+}
