@@ -134,7 +134,9 @@ enum vfio_uring_device_state {
 	VFIO_URING_DEVICE_REGISTERED = 0, /**< added, engine not started */
 	VFIO_URING_DEVICE_ACTIVE = 1,     /**< transfer in progress */
 	VFIO_URING_DEVICE_DONE = 2,       /**< every byte and the config moved */
-	VFIO_URING_DEVICE_FAILED = 3,     /**< see error and message */
+	VFIO_URING_DEVICE_FAILED = 3,     /**< see error and message; the engine no longer
+	                                       touches its data fd (a failure waits for the
+	                                       device's read or write in flight to complete) */
 	VFIO_URING_DEVICE_NOT_MULTIFD = 4,/**< multifd OFF: left to the caller's single-stream path */
 };
 

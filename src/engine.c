@@ -739,10 +739,14 @@ int vfio_uring_device_get_status(const struct vfio_uring_device *dev,
 {
 	if (!dev || !st)
 		return -EINVAL;
+	/*
+	 * A device failing while its read or write drains stays ACTIVE, with no error shown,
+	 * until it is FAILED: error set means "failed, and the engine is done with its fd".
+	 */
 	*st = (struct vfio_uring_device_status){
 		.state = dev->state,
-		.error = dev->error,
-		.message = dev->message,
+		.error = dev->state == VFIO_URING_DEVICE_FAILED ? dev->error : 0,
+		.message = dev->state == VFIO_URING_DEVICE_FAILED ? dev->message : "",
 		.bytes = dev->bytes,
 		.data_bytes = dev->data_bytes,
 		.packets = dev->packets,

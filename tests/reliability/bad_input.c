@@ -313,11 +313,10 @@ static void pkt_not_multifd(void)
 /* ---- VFIO packets ------------------------------------------------------------------- */
 
 /*
- * KNOWN ENGINE BUG while these fail (reported to the lead): when the short packet is the last
- * thing on the channel, the error is found in on_eof() (src/destination.c), which passes no
- * device: the message names only the channel ("destination: channel 0: VFIO packet of 11
- * bytes, shorter than its 12-byte header") although the header named the device. When more
- * bytes follow (vfio_short_then_more) on_header() names it.
+ * Regression (engine bug found here, fixed in 33a73fa): when the short packet is the last
+ * thing on the channel the error is found at EOF, and the message named only the channel
+ * although the header named the device. When more bytes follow (vfio_short_then_more) the
+ * header path names it.
  */
 static void vfio_short_len(uint32_t len)
 {
@@ -844,8 +843,9 @@ static void valid_stream_at_cap(void)
  * wait, and idx 0 (next in turn, from the reserve) must still be received on channel 0, be
  * written and free space. Failing with ENOBUFS while channel 0 can still deliver the packet
  * everyone waits for rejects a valid migration.
- * KNOWN ENGINE BUG while this fails (reported): buffers_freed() fails as soon as a channel is
- * parked and no write is in flight, even though another channel is still receiving.
+ * Regression (engine bug found here, fixed in 33a73fa): the destination declared a stall
+ * (ENOBUFS) as soon as one channel was parked and no write was in flight, although another
+ * channel was still receiving.
  */
 static void valid_stream_channel_ahead(void)
 {

@@ -257,6 +257,8 @@ static void kill_side(bool kill_source)
 			if (!rl_mig_step(&m, 10))
 				break;
 		}
+		if (ret == 0)
+			rl_mig_drain(&m);
 		if (!killed)
 			kill(pid, SIGKILL);
 		waitpid(pid, &status, 0);
@@ -345,6 +347,8 @@ static void shutdown_mid_packet_to_dest(void)
 			if (!rl_mig_step(&m, 10))
 				break;
 		}
+		if (ret == 0)
+			rl_mig_drain(&m);
 		printf("cut after %llu: source %d destination %d\n", (unsigned long long)at,
 		       m.src_rc, m.dst_rc);
 		if (ret == 0 && cut) {
@@ -375,6 +379,8 @@ static void shutdown_dest_socket_under_source(void)
 		if (!rl_mig_step(&m, 10))
 			break;
 	}
+	if (ret == 0)
+		rl_mig_drain(&m);
 	if (ret == 0) {
 		printf("source %d destination %d\n", m.src_rc, m.dst_rc);
 		RL_CHECK(m.src_rc < 0 && m.dst_rc < 0, "source %d destination %d", m.src_rc,
@@ -463,6 +469,8 @@ static void cancel_side(bool dest)
 		if (!rl_mig_step(&m, 10))
 			break;
 	}
+	if (ret == 0)
+		rl_mig_drain(&m);
 	if (ret == 0) {
 		printf("source %d destination %d\n", m.src_rc, m.dst_rc);
 		rl_check_error(dest ? m.dst : m.src, -ECANCELED, NULL, NULL);
@@ -531,7 +539,7 @@ static void destroy_mid_transfer(void)
 }
 
 /*
- * KNOWN ENGINE BUG while this fails (reported to the lead): a failed source device's
+ * Regression (engine bug found here, fixed in 33a73fa): a failed source device's
  * data_bytes ("bytes read from the data fd") must count every read that consumed bytes of
  * the data fd, including reads that completed while the failure drained them; otherwise
  * the caller cannot tell how much of the device's stream was consumed.
@@ -557,7 +565,12 @@ static void source_data_bytes_counts_every_read(void)
 			if (!rl_mig_step(&m, 10))
 				break;
 		}
+		if (ret == 0)
+			rl_mig_drain(&m);
 		printf("variant %d: source %d destination %d\n", variant, m.src_rc, m.dst_rc);
+		/* process() reports the failure at once; run() returns when the drain is over */
+		if (ret == 0)
+			RL_CHECK(vfio_uring_engine_run(m.src, 20000) == m.src_rc, "run after failure");
 		for (int i = 0; i < m.ndev && ret == 0; i++) {
 			struct vfio_uring_device_status st;
 			off_t pos = lseek(m.d[i].src_fd, 0, SEEK_CUR);
@@ -576,13 +589,12 @@ static void source_data_bytes_counts_every_read(void)
 }
 
 /*
- * KNOWN ENGINE BUG while this fails (reported to the lead; fails in most runs, it is a race):
+ * Regression (engine bug found here, fixed in 33a73fa; it was a race, caught in most runs):
  * once the source tells the caller a device failed (done(error), the point where a VMM
- * resumes the device), the engine must not read that device's data fd any more. Today
- * vu_engine_fail() calls every device's done callback first and cancel_all() after, so a
- * read already running in an io_uring worker completes afterwards and consumes up to a
- * chunk of device state the VMM believes untouched. Reads in flight at the failure must be
- * cancelled and reaped before done(error). Failures: the peer's socket shut down, the
+ * resumes the device), the engine must not read that device's data fd any more. The engine
+ * called every device's done callback first and cancelled after, so a read already running
+ * in an io_uring worker completed afterwards and consumed up to a chunk of device state the
+ * VMM believed untouched. Failures: the peer's socket shut down, the
  * caller's cancel, another device's read error; 45 rounds at random points.
  */
 static void source_fd_quiet_after_failure(void)
@@ -613,6 +625,8 @@ static void source_fd_quiet_after_failure(void)
 			if (!rl_mig_step(&m, 10))
 				break;
 		}
+		if (ret == 0)
+			rl_mig_drain(&m);
 		printf("round %d: source %d destination %d\n", round, m.src_rc, m.dst_rc);
 		rl_mig_destroy_engines(&m);
 		rl_mig_check_source_quiet_after_done(&m);
@@ -806,10 +820,10 @@ static void source_save_config_error(void)
 }
 
 /*
- * KNOWN ENGINE BUG while this fails (reported; found by fuzz_dest): once the engine failed,
+ * Regression (engine bug found by fuzz_dest, fixed in 33a73fa): once the engine failed,
  * vfio_uring_engine_run() must return the engine's error like vfio_uring_engine_process()
- * does, also while cancelled operations are still draining. Today run(e, timeout) returns
- * -ETIMEDOUT ("the transfer goes on") when the timeout passes during the drain.
+ * does, also while cancelled operations are still draining; it returned -ETIMEDOUT ("the
+ * transfer goes on") when its timeout passed during the drain.
  */
 static void run_reports_error_while_draining(void)
 {
@@ -840,6 +854,49 @@ static void run_reports_error_while_draining(void)
 	rl_check_fresh_migration();
 }
 
+/*
+ * KNOWN ENGINE BUG while this fails (reported to the lead): the header says a device's
+ * status.error is "negated errno when FAILED, else 0". Since 33a73fa a failed engine keeps a
+ * device ACTIVE until its read or write of the data fd is back, and meanwhile
+ * vfio_uring_device_get_status() reports state ACTIVE with error (and message) already set.
+ * Either the status must not show the error before FAILED, or the header must name this
+ * transitional state. Checked after every process() call around failures (cancel, socket
+ * shut down; device I/O forced async so reads and writes are truly in flight).
+ */
+static void status_consistent_while_draining(void)
+{
+	for (int round = 0; round < 30; round++) {
+		struct rl_mig_opts o = { .devices = 2, .dev_size = 4 * BIG, .chunk_size = 1 << 20,
+					 .flags = VFIO_URING_ENGINE_F_FORCE_ASYNC_DEVICE_IO };
+		struct rl_mig m;
+		uint64_t at = BIG / 4 + rng() % BIG;
+		bool hit = false;
+		int ret = rl_mig_init(&m, &o);
+
+		RL_CHECK(ret == 0, "setup %d", ret);
+		m.check_status = true;
+		while (ret == 0) {
+			if (!hit && rl_wire_bytes(m.dst) >= at) {
+				if (round % 3 == 0)
+					vfio_uring_engine_cancel(m.src);
+				else if (round % 3 == 1)
+					vfio_uring_engine_cancel(m.dst);
+				else
+					shutdown(m.ch[0][0], SHUT_RDWR);
+				hit = true;
+			}
+			if (!rl_mig_step(&m, 10))
+				break;
+		}
+		if (ret == 0)
+			rl_mig_drain(&m);
+		rl_mig_fini(&m);
+		if (rl_failures)
+			break;
+	}
+	rl_check_fresh_migration();
+}
+
 #define CASE(f) { #f, f }
 static const struct {
 	const char *name;
@@ -865,6 +922,7 @@ static const struct {
 	CASE(run_reports_error_while_draining),
 	CASE(source_fd_quiet_after_failure),
 	CASE(source_data_bytes_counts_every_read),
+	CASE(status_consistent_while_draining),
 };
 
 int main(int argc, char **argv)

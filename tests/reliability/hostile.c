@@ -702,6 +702,19 @@ int rl_mig_init(struct rl_mig *m, const struct rl_mig_opts *o)
 	return 0;
 }
 
+/* The header: status.error is "negated errno when FAILED, else 0". */
+static void check_status_consistent(struct rl_mig *m, bool source)
+{
+	for (int i = 0; i < m->ndev; i++) {
+		struct vfio_uring_device_status st;
+
+		vfio_uring_device_get_status(source ? m->d[i].src : m->d[i].dst, &st);
+		RL_CHECK((st.error != 0) == (st.state == VFIO_URING_DEVICE_FAILED),
+			 "%s device %s: state %s with error %d", source ? "source" : "destination",
+			 m->d[i].idstr, vfio_uring_device_state_name(st.state), st.error);
+	}
+}
+
 bool rl_mig_step(struct rl_mig *m, int poll_ms)
 {
 	struct pollfd pfd[2];
@@ -714,10 +727,16 @@ bool rl_mig_step(struct rl_mig *m, int poll_ms)
 	if (!n)
 		return false;
 	poll(pfd, (nfds_t)n, poll_ms);
-	if (m->src_rc == 0)
+	if (m->src_rc == 0) {
 		m->src_rc = vfio_uring_engine_process(m->src);
-	if (m->dst_rc == 0)
+		if (m->check_status)
+			check_status_consistent(m, true);
+	}
+	if (m->dst_rc == 0) {
 		m->dst_rc = vfio_uring_engine_process(m->dst);
+		if (m->check_status)
+			check_status_consistent(m, false);
+	}
 	return m->src_rc == 0 || m->dst_rc == 0;
 }
 
@@ -727,6 +746,35 @@ static long now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+/*
+ * process() reports a failure at once while cancelled operations still drain; run() returns
+ * only when they are all back. After it no device may still be ACTIVE.
+ */
+static void drain_failed(struct vfio_uring_engine *e, int rc, struct rl_mig *m, bool source)
+{
+	int ret;
+
+	if (!e || rc >= 0)
+		return;
+	ret = vfio_uring_engine_run(e, 20000);
+	RL_CHECK(ret == rc, "%s: run() after process() returned %d gives %d",
+		 source ? "source" : "destination", rc, ret);
+	for (int i = 0; i < m->ndev; i++) {
+		struct vfio_uring_device_status st;
+
+		vfio_uring_device_get_status(source ? m->d[i].src : m->d[i].dst, &st);
+		RL_CHECK(st.state != VFIO_URING_DEVICE_ACTIVE,
+			 "%s device %s still ACTIVE (error %d) after run() returned %d",
+			 source ? "source" : "destination", m->d[i].idstr, st.error, ret);
+	}
+}
+
+void rl_mig_drain(struct rl_mig *m)
+{
+	drain_failed(m->src, m->src_rc, m, true);
+	drain_failed(m->dst, m->dst_rc, m, false);
 }
 
 bool rl_mig_run(struct rl_mig *m, int guard_ms)
@@ -741,6 +789,7 @@ bool rl_mig_run(struct rl_mig *m, int guard_ms)
 			return false;
 		}
 	}
+	rl_mig_drain(m);
 	return true;
 }
 

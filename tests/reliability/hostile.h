@@ -197,13 +197,19 @@ struct rl_mig {
 	bool ext_ch;
 	struct rl_mig_dev d[RL_MAX_DEV];
 	int src_rc, dst_rc; /* 1 done, 0 running, <0 error */
+	bool check_status;  /* after every process(): status.error != 0 exactly when FAILED */
 	int fds_before;
 };
 
 int rl_mig_init(struct rl_mig *m, const struct rl_mig_opts *o);
 /* One pass: poll both rings (up to poll_ms), process both. Returns true while both run. */
 bool rl_mig_step(struct rl_mig *m, int poll_ms);
-/* Runs until both engines finished (done or failed); false on a test-guard hang. */
+/*
+ * For a failed engine, run() until its cancelled operations are back (process() reports the
+ * failure at once); checks that no device is still ACTIVE then.
+ */
+void rl_mig_drain(struct rl_mig *m);
+/* Runs until both engines finished (done or failed), then drains; false on a guard hang. */
 bool rl_mig_run(struct rl_mig *m, int guard_ms);
 /* Every destination data fd equals its source and every config loaded, each device DONE. */
 void rl_mig_check_complete(struct rl_mig *m);

@@ -1,0 +1,436 @@
+/* SPDX-License-Identifier: MIT */
+/* Output: the table (with ratios to `uring`), JSON, the sweep's CSV and plot, progress. */
+#include "stats.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* The library's default cap (include/vfio-uring.h), repeated so report.c needs no engine. */
+#define VFIO_URING_DEFAULT_BUFFER_CAP_BENCH ((size_t)64 << 20)
+
+/* ---- statistics ---- */
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+void stats_compute(struct run_stats *st)
+{
+	double *v = calloc(st->n ? st->n : 1, sizeof(double));
+
+	st->verified = st->n > 0;
+	st->err = 0;
+	st->msg[0] = 0;
+	for (unsigned i = 0; i < st->n; i++) {
+		st->verified &= st->s[i].verified;
+		if (!st->err && st->s[i].err) {
+			st->err = st->s[i].err;
+			snprintf(st->msg, sizeof(st->msg), "%s", st->s[i].msg);
+		}
+	}
+	st->cap_error = st->err == -ENOBUFS;
+	for (int f = 0; f < FIG_COUNT; f++) {
+		unsigned k = 0;
+
+		/* Figures of failed repetitions would mislead: use the good ones, if any. */
+		for (unsigned i = 0; i < st->n; i++)
+			if (!st->s[i].err)
+				v[k++] = st->s[i].fig[f];
+		if (!k)
+			for (unsigned i = 0; i < st->n; i++)
+				v[k++] = st->s[i].fig[f];
+		if (!k) {
+			st->med[f] = st->min[f] = st->max[f] = 0;
+			continue;
+		}
+		qsort(v, k, sizeof(double), cmp_double);
+		st->min[f] = v[0];
+		st->max[f] = v[k - 1];
+		st->med[f] = k % 2 ? v[k / 2] : (v[k / 2 - 1] + v[k / 2]) / 2;
+	}
+	free(v);
+}
+
+const char *devmode_name(unsigned devmode)
+{
+	return devmode == DEVMODE_ASYNC ? "async" : devmode == DEVMODE_INLINE ? "inline" : "-";
+}
+
+void variant_label(const struct run_params *p, char *out, size_t len)
+{
+	if (p->devmode)
+		snprintf(out, len, "%s/%s", engine_name(p->engine), devmode_name(p->devmode));
+	else
+		snprintf(out, len, "%s", engine_name(p->engine));
+}
+
+/* The reference for ratios: `uring` in async device mode (like a real VFIO fd) if it ran. */
+static const struct run_stats *reference(struct run_stats *st, unsigned n,
+					 const struct run_params *like)
+{
+	const struct run_stats *best = NULL;
+
+	for (unsigned i = 0; i < n; i++) {
+		if (st[i].p.engine != ENGINE_URING || st[i].err)
+			continue;
+		if (like && (st[i].p.devices != like->devices || st[i].p.channels != like->channels ||
+			     st[i].p.chunk != like->chunk || st[i].p.size != like->size))
+			continue;
+		if (!best || st[i].p.devmode == DEVMODE_ASYNC)
+			best = &st[i];
+		if (st[i].p.devmode == DEVMODE_ASYNC)
+			break;
+	}
+	return best;
+}
+
+/* ---- progress bar ---- */
+
+static struct {
+	bool on;
+	bool drawn;
+} pg;
+
+bool progress_enabled(const struct bench_cfg *cfg)
+{
+	pg.on = cfg->progress == 1 || (cfg->progress == -1 && isatty(STDERR_FILENO));
+	return pg.on;
+}
+
+void progress_update(const char *label, double frac, double elapsed)
+{
+	char bar[31];
+	int fill;
+
+	/* Only for runs longer than a moment: short runs would just flicker. */
+	if (!pg.on || (elapsed < 1.0 && !pg.drawn))
+		return;
+	if (frac < 0)
+		frac = 0;
+	if (frac > 1)
+		frac = 1;
+	fill = (int)(frac * 30);
+	memset(bar, '#', (size_t)fill);
+	memset(bar + fill, '.', (size_t)(30 - fill));
+	bar[30] = 0;
+	fprintf(stderr, "\r  %-28s [%s] %3d%% %5.1fs", label, bar, (int)(frac * 100), elapsed);
+	fflush(stderr);
+	pg.drawn = true;
+}
+
+void progress_done(void)
+{
+	if (pg.drawn) {
+		fprintf(stderr, "\r%*s\r", 78, "");
+		fflush(stderr);
+	}
+	pg.drawn = false;
+}
+
+/* ---- table ---- */
+
+static const char *transport_name(const struct bench_cfg *cfg)
+{
+	if (cfg->listen || cfg->connect)
+		return "tcp (two hosts)";
+	return cfg->transport == TRANSPORT_UNIX ? "unix" :
+	       cfg->transport == TRANSPORT_VETH ? "veth (two netns)" : "tcp loopback";
+}
+
+static void ratio(FILE *f, double v, double ref)
+{
+	if (ref > 0 && v > 0)
+		fprintf(f, " %8.2fx", v / ref);
+	else
+		fprintf(f, " %9s", "-");
+}
+
+void report_table(FILE *f, const struct bench_cfg *cfg, struct run_stats *st, unsigned n)
+{
+	const struct run_stats *ref = reference(st, n, NULL);
+	char label[48];
+
+	if (!n)
+		return;
+	fprintf(f, "\nvfio-uring-bench: %u devices x %.0f MiB = %.2f GiB, %u channels, chunk %zu KiB, "
+		   "%s, %u repetition%s\n",
+		st[0].p.devices, st[0].p.size / 1048576.0,
+		(double)st[0].bytes / (1u << 30), st[0].p.channels, st[0].p.chunk >> 10,
+		transport_name(cfg), cfg->repeat, cfg->repeat > 1 ? "s (median, min..max)" : "");
+	if (cfg->switchover_delay_ms)
+		fprintf(f, "switchover delayed by %u ms on the destination\n", cfg->switchover_delay_ms);
+	if (cfg->buffer_cap || cfg->src_buffer_cap)
+		fprintf(f, "uring buffer cap: destination %zu KiB, source %zu KiB\n",
+			(cfg->buffer_cap ? cfg->buffer_cap : VFIO_URING_DEFAULT_BUFFER_CAP_BENCH) >> 10,
+			(cfg->src_buffer_cap ? cfg->src_buffer_cap :
+			 cfg->buffer_cap ? cfg->buffer_cap : VFIO_URING_DEFAULT_BUFFER_CAP_BENCH) >> 10);
+	fprintf(f, "\n%-16s %3s %19s %19s %7s %8s %8s %8s %9s %9s %3s\n", "engine", "ch",
+		"stop-copy ms", "GB/s", "CPU s", "CPU/GiB", "srcRSS", "dstRSS", "ctxsw",
+		"enters", "ok");
+	fprintf(f, "%-16s %3s %19s %19s %7s %8s %8s %8s %9s %9s %3s\n", "", "", "median (min..max)",
+		"median (min..max)", "src+dst", "s", "MiB", "MiB", "src+dst", "src+dst", "");
+	for (unsigned i = 0; i < n; i++) {
+		const struct run_stats *s = &st[i];
+		char a[32], b[32];
+
+		variant_label(&s->p, label, sizeof(label));
+		if (s->med[FIG_STOP_MS] > 0) {
+			snprintf(a, sizeof(a), "%.0f (%.0f..%.0f)", s->med[FIG_STOP_MS],
+				 s->min[FIG_STOP_MS], s->max[FIG_STOP_MS]);
+			snprintf(b, sizeof(b), "%.2f (%.2f..%.2f)", s->med[FIG_GBPS], s->min[FIG_GBPS],
+				 s->max[FIG_GBPS]);
+		} else {
+			snprintf(a, sizeof(a), "failed");
+			snprintf(b, sizeof(b), "-");
+		}
+		fprintf(f, "%-16s %3u %19s %19s %7.2f %8.3f %8.1f %8.1f %9.0f ", label,
+			s->channels_used, a, b, s->med[FIG_CPU_S], s->med[FIG_CPU_PER_GIB],
+			s->med[FIG_SRC_RSS_KIB] / 1024, s->med[FIG_DST_RSS_KIB] / 1024,
+			s->med[FIG_CTXSW]);
+		if (s->p.engine == ENGINE_URING)
+			fprintf(f, "%9.0f", s->med[FIG_SRC_ENTERS] + s->med[FIG_DST_ENTERS]);
+		else
+			fprintf(f, "%9s", "-");
+		fprintf(f, " %3s\n", s->verified ? "yes" : s->cap_error ? "cap" : "NO");
+	}
+	if (ref) {
+		variant_label(&ref->p, label, sizeof(label));
+		fprintf(f, "\nratio to %s (engine / %s; GB/s above 1 = faster, the rest above 1 = "
+			   "more)\n", label, label);
+		fprintf(f, "%-16s %9s %9s %9s %9s %9s %9s %9s\n", "engine", "stop-copy", "GB/s",
+			"CPU s", "CPU/GiB", "srcRSS", "dstRSS", "ctxsw");
+		for (unsigned i = 0; i < n; i++) {
+			const struct run_stats *s = &st[i];
+			static const int figs[] = { FIG_STOP_MS, FIG_GBPS, FIG_CPU_S, FIG_CPU_PER_GIB,
+						    FIG_SRC_RSS_KIB, FIG_DST_RSS_KIB, FIG_CTXSW };
+
+			variant_label(&s->p, label, sizeof(label));
+			fprintf(f, "%-16s", label);
+			for (unsigned k = 0; k < sizeof(figs) / sizeof(figs[0]); k++)
+				ratio(f, s->med[figs[k]], ref->med[figs[k]]);
+			fprintf(f, "\n");
+		}
+	}
+	for (unsigned i = 0; i < n; i++) {
+		if (!st[i].err)
+			continue;
+		variant_label(&st[i].p, label, sizeof(label));
+		if (st[i].cap_error)
+			fprintf(f, "\n%s: failed cleanly with the buffer cap error (ENOBUFS): %s\n",
+				label, st[i].msg);
+		else
+			fprintf(f, "\n%s: FAILED: %s (%s)\n", label, st[i].msg, strerror(-st[i].err));
+	}
+	fprintf(f, "\n");
+}
+
+/* ---- JSON ---- */
+
+static void json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			fprintf(f, "\\%c", *s);
+		else if ((unsigned char)*s < 0x20)
+			fprintf(f, "\\u%04x", *s);
+		else
+			fputc(*s, f);
+	}
+	fputc('"', f);
+}
+
+static void json_num(FILE *f, double v)
+{
+	if (isfinite(v))
+		fprintf(f, "%.6g", v);
+	else
+		fprintf(f, "null");
+}
+
+void report_json(FILE *f, const struct bench_cfg *cfg, struct run_stats *st, unsigned n)
+{
+	const struct run_stats *ref = reference(st, n, NULL);
+	char label[48];
+
+	fprintf(f, "{\n  \"tool\": \"vfio-uring-bench\",\n  \"config\": {\"transport\": ");
+	json_str(f, transport_name(cfg));
+	fprintf(f, ", \"repeat\": %u, \"switchover_delay_ms\": %u, \"buffer_cap\": %zu, "
+		   "\"src_buffer_cap\": %zu, \"seed\": %llu},\n",
+		cfg->repeat, cfg->switchover_delay_ms, cfg->buffer_cap, cfg->src_buffer_cap,
+		(unsigned long long)cfg->seed);
+	if (ref) {
+		variant_label(&ref->p, label, sizeof(label));
+		fprintf(f, "  \"reference\": ");
+		json_str(f, label);
+		fprintf(f, ",\n");
+	}
+	fprintf(f, "  \"runs\": [");
+	for (unsigned i = 0; i < n; i++) {
+		const struct run_stats *s = &st[i];
+		static const struct {
+			const char *name;
+			int fig;
+		} figs[] = {
+			{ "throughput_gbps", FIG_GBPS }, { "stop_copy_ms", FIG_STOP_MS },
+			{ "cpu_s", FIG_CPU_S }, { "src_cpu_s", FIG_SRC_CPU_S },
+			{ "dst_cpu_s", FIG_DST_CPU_S }, { "cpu_s_per_gib", FIG_CPU_PER_GIB },
+			{ "src_peak_rss_kib", FIG_SRC_RSS_KIB },
+			{ "dst_peak_rss_kib", FIG_DST_RSS_KIB },
+			{ "context_switches", FIG_CTXSW }, { "src_ring_enters", FIG_SRC_ENTERS },
+			{ "dst_ring_enters", FIG_DST_ENTERS },
+			{ "dst_buffer_peak_bytes", FIG_DST_BUF_PEAK },
+		};
+
+		fprintf(f, "%s\n    {\"engine\": \"%s\", \"device_mode\": \"%s\", \"devices\": %u, "
+			   "\"channels\": %u, \"channels_used\": %u, \"chunk\": %zu, \"size\": %llu, "
+			   "\"bytes\": %llu, \"repetitions\": %u",
+			i ? "," : "", engine_name(s->p.engine), devmode_name(s->p.devmode),
+			s->p.devices, s->p.channels, s->channels_used, s->p.chunk,
+			(unsigned long long)s->p.size, (unsigned long long)s->bytes, s->n);
+		for (unsigned k = 0; k < sizeof(figs) / sizeof(figs[0]); k++) {
+			fprintf(f, ", \"%s\": ", figs[k].name);
+			json_num(f, s->med[figs[k].fig]);
+		}
+		fprintf(f, ", \"min\": {\"throughput_gbps\": ");
+		json_num(f, s->min[FIG_GBPS]);
+		fprintf(f, ", \"stop_copy_ms\": ");
+		json_num(f, s->min[FIG_STOP_MS]);
+		fprintf(f, "}, \"max\": {\"throughput_gbps\": ");
+		json_num(f, s->max[FIG_GBPS]);
+		fprintf(f, ", \"stop_copy_ms\": ");
+		json_num(f, s->max[FIG_STOP_MS]);
+		fprintf(f, "}");
+		if (ref && ref != s) {
+			fprintf(f, ", \"ratio_to_reference\": {\"throughput\": ");
+			json_num(f, ref->med[FIG_GBPS] > 0 ? s->med[FIG_GBPS] / ref->med[FIG_GBPS] : NAN);
+			fprintf(f, ", \"cpu_s_per_gib\": ");
+			json_num(f, ref->med[FIG_CPU_PER_GIB] > 0
+					    ? s->med[FIG_CPU_PER_GIB] / ref->med[FIG_CPU_PER_GIB]
+					    : NAN);
+			fprintf(f, "}");
+		}
+		fprintf(f, ", \"verified\": %s, \"error\": ", s->verified ? "true" : "false");
+		if (s->err) {
+			json_str(f, s->msg);
+			fprintf(f, ", \"errno\": %d", -s->err);
+		} else {
+			fprintf(f, "null");
+		}
+		fprintf(f, "}");
+	}
+	fprintf(f, "\n  ]\n}\n");
+}
+
+/* ---- sweep: CSV and gnuplot ---- */
+
+int report_sweep(const struct bench_cfg *cfg, const char *kinds[], struct run_stats *st,
+		 unsigned n)
+{
+	char path[512], label[48];
+	FILE *f;
+	int status;
+
+	snprintf(path, sizeof(path), "%s.csv", cfg->sweep_prefix);
+	f = fopen(path, "w");
+	if (!f) {
+		fprintf(stderr, "vfio-uring-bench: %s: %s\n", path, strerror(errno));
+		return -errno;
+	}
+	fprintf(f, "sweep,engine,device_mode,devices,channels,chunk,bytes,throughput_gbps,"
+		   "throughput_min,throughput_max,stop_copy_ms,cpu_s,cpu_s_per_gib,"
+		   "src_peak_rss_kib,dst_peak_rss_kib,context_switches,ring_enters,verified\n");
+	for (unsigned i = 0; i < n; i++) {
+		const struct run_stats *s = &st[i];
+
+		fprintf(f, "%s,%s,%s,%u,%u,%zu,%llu,%.4f,%.4f,%.4f,%.2f,%.4f,%.4f,%.0f,%.0f,%.0f,%.0f,%d\n",
+			kinds[i], engine_name(s->p.engine), devmode_name(s->p.devmode), s->p.devices,
+			s->channels_used, s->p.chunk, (unsigned long long)s->bytes, s->med[FIG_GBPS],
+			s->min[FIG_GBPS], s->max[FIG_GBPS], s->med[FIG_STOP_MS], s->med[FIG_CPU_S],
+			s->med[FIG_CPU_PER_GIB], s->med[FIG_SRC_RSS_KIB], s->med[FIG_DST_RSS_KIB],
+			s->med[FIG_CTXSW], s->med[FIG_SRC_ENTERS] + s->med[FIG_DST_ENTERS],
+			s->verified);
+	}
+	fclose(f);
+	fprintf(stderr, "vfio-uring-bench: wrote %s\n", path);
+
+	/* The plot: throughput and CPU per GiB against devices, one line per engine. */
+	snprintf(path, sizeof(path), "%s.gp", cfg->sweep_prefix);
+	f = fopen(path, "w");
+	if (!f)
+		return -errno;
+	{
+		const char *variants[16];
+		unsigned nv = 0;
+
+		for (unsigned i = 0; i < n; i++) {
+			bool seen = false;
+
+			if (strcmp(kinds[i], "devices"))
+				continue;
+			variant_label(&st[i].p, label, sizeof(label));
+			for (unsigned k = 0; k < nv; k++)
+				seen |= !strcmp(variants[k], label);
+			if (!seen && nv < 16)
+				variants[nv++] = strdup(label);
+		}
+		for (unsigned k = 0; k < nv; k++) {
+			fprintf(f, "$d%u << EOD\n", k);
+			for (unsigned i = 0; i < n; i++) {
+				variant_label(&st[i].p, label, sizeof(label));
+				if (!strcmp(kinds[i], "devices") && !strcmp(label, variants[k]) &&
+				    !st[i].err)
+					fprintf(f, "%u %.4f %.4f\n", st[i].p.devices, st[i].med[FIG_GBPS],
+						st[i].med[FIG_CPU_PER_GIB]);
+			}
+			fprintf(f, "EOD\n");
+		}
+		for (int out = 0; out < 2; out++) {
+			fprintf(f, "set terminal %s size 1100,500%s\n",
+				out ? "svg" : "pngcairo", out ? " dynamic" : "");
+			fprintf(f, "set output '%s.%s'\n", cfg->sweep_prefix, out ? "svg" : "png");
+			fprintf(f, "set multiplot layout 1,2 title 'vfio-uring-bench sweep: %.0f MiB "
+				   "per point, %u channels, %s'\n",
+				cfg->sweep_total / 1048576.0, cfg->channels, transport_name(cfg));
+			fprintf(f, "set logscale x 2\nset xlabel 'devices'\nset grid\nset key below horizontal\n"
+				   "set yrange [0:*]\n");
+			for (int panel = 0; panel < 2; panel++) {
+				fprintf(f, "set ylabel '%s'\nplot ",
+					panel ? "CPU seconds per GiB (both sides)" : "throughput GB/s");
+				for (unsigned k = 0; k < nv; k++)
+					fprintf(f, "%s$d%u using 1:%d with linespoints lw 2 title '%s'",
+						k ? ", " : "", k, panel ? 3 : 2, variants[k]);
+				fprintf(f, "\n");
+			}
+			fprintf(f, "unset multiplot\n");
+		}
+		for (unsigned k = 0; k < nv; k++)
+			free((void *)variants[k]);
+	}
+	fclose(f);
+	{
+		pid_t pid = fork();
+
+		if (pid == 0) {
+			execlp("gnuplot", "gnuplot", path, (char *)NULL);
+			_exit(127);
+		}
+		if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) ||
+		    WEXITSTATUS(status)) {
+			fprintf(stderr, "vfio-uring-bench: gnuplot failed or missing (apt-get install "
+					"gnuplot-nox); the script is %s\n", path);
+			return 0;
+		}
+	}
+	fprintf(stderr, "vfio-uring-bench: wrote %s.png and %s.svg\n", cfg->sweep_prefix,
+		cfg->sweep_prefix);
+	return 0;
+}

@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: MIT */
+/* Samples of one run, and the median/min/max over repetitions. */
+#ifndef VFIO_URING_BENCH_STATS_H
+#define VFIO_URING_BENCH_STATS_H
+
+#include "bench.h"
+
+enum figure {
+	FIG_STOP_MS = 0,
+	FIG_GBPS,
+	FIG_CPU_S,        /* both sides, user + sys, io_uring workers included */
+	FIG_SRC_CPU_S,
+	FIG_DST_CPU_S,
+	FIG_CPU_PER_GIB,
+	FIG_SRC_RSS_KIB,
+	FIG_DST_RSS_KIB,
+	FIG_CTXSW,        /* voluntary + involuntary, both sides */
+	FIG_SRC_ENTERS,   /* io_uring_enter calls (uring only) */
+	FIG_DST_ENTERS,
+	FIG_DST_BUF_PEAK, /* uring destination: most payload bytes held */
+	FIG_COUNT,
+};
+
+struct run_sample {
+	int err;
+	char msg[256];
+	bool verified;
+	double fig[FIG_COUNT];
+};
+
+struct run_params {
+	unsigned engine;
+	unsigned devmode;  /* DEVMODE_INLINE / DEVMODE_ASYNC for uring, 0 for the others */
+	unsigned devices;
+	uint64_t size;
+	unsigned channels; /* as configured; legacy uses 1 */
+	size_t chunk;
+};
+
+struct run_stats {
+	struct run_params p;
+	unsigned channels_used;
+	uint64_t bytes;
+	unsigned n;
+	struct run_sample *s;
+	double med[FIG_COUNT], min[FIG_COUNT], max[FIG_COUNT];
+	bool verified;     /* every repetition verified */
+	int err;           /* first error of any repetition */
+	char msg[256];
+	bool cap_error;    /* failed cleanly with the buffer cap error (-ENOBUFS) */
+};
+
+void stats_compute(struct run_stats *st);
+const char *devmode_name(unsigned devmode);
+void variant_label(const struct run_params *p, char *out, size_t len);
+
+/* runner.c */
+int run_once(const struct bench_cfg *cfg, const struct run_params *p, struct run_sample *out,
+	     const char *label, double frac);
+void runner_cleanup(void);
+
+/* report.c */
+void report_table(FILE *f, const struct bench_cfg *cfg, struct run_stats *st, unsigned n);
+void report_json(FILE *f, const struct bench_cfg *cfg, struct run_stats *st, unsigned n);
+int report_sweep(const struct bench_cfg *cfg, const char *kinds[], struct run_stats *st,
+		 unsigned n);
+
+#endif
