@@ -143,7 +143,7 @@ struct vfio_uring_engine {
 	unsigned devices_active;     /* multifd devices not yet DONE or FAILED */
 	unsigned in_flight;          /* operations submitted and not yet completed */
 	unsigned next_channel;       /* source: where the round-robin tie-break starts */
-	size_t src_queued;           /* source: bytes of packets queued on channels or being sent */
+	size_t src_queued;           /* source: bytes of packets being read, queued or sent */
 	size_t src_queue_limit;      /* source: no new read while src_queued is at this */
 	unsigned writes_in_flight;   /* destination: data fd writes in flight */
 	unsigned channels_open;      /* destination: channels not closed by the peer */

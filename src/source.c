@@ -162,11 +162,12 @@ static bool device_step(struct vfio_uring_device *dev)
 		return true;
 	if (dev->end_of_stream)
 		return queue_config(dev);
-	if (e->src_queued >= e->src_queue_limit)
-		return false; /* enough packets wait for the sockets already */
+	if (e->src_queued + VU_WIRE_PACKET_OVERHEAD + e->opts.chunk_size > e->src_queue_limit)
+		return false; /* enough packets are being read or wait for the sockets */
 	dev->reading = vu_pool_get(&e->pool, VU_WIRE_PACKET_OVERHEAD + e->opts.chunk_size);
 	if (!dev->reading)
 		return false;
+	e->src_queued += dev->reading->capacity;
 	issue_read(dev);
 	return true;
 }
@@ -219,11 +220,14 @@ int vu_source_start(struct vfio_uring_engine *e)
 {
 	/*
 	 * Reading far ahead of the sockets gains nothing and costs cache: a packet read just
-	 * before it is sent is still in the CPU cache when the send copies it. Two packets per
-	 * channel keep every socket busy; reads in flight come on top (one per device).
+	 * before it is sent is still in the CPU cache when the send copies it (the last-level
+	 * cache here is 32 MiB; a 64 MiB read-ahead made every send copy come from memory).
+	 * The window counts packets being read, queued or sent: one send in flight per channel
+	 * plus two being read or ready, at least four. Measured with vfio-uring-bench, it
+	 * brought CPU per GiB to the raw transport's and the destination's reordering down.
 	 */
-	e->src_queue_limit = 2 * (size_t)e->n_channels * (VU_WIRE_PACKET_OVERHEAD + e->opts.chunk_size);
-
+	e->src_queue_limit = (e->n_channels + 2 < 4 ? 4 : e->n_channels + 2) *
+			     (VU_WIRE_PACKET_OVERHEAD + e->opts.chunk_size);
 	for (unsigned i = 0; i < e->n_channels; i++) {
 		struct vu_channel *chan = &e->channels[i];
 
@@ -256,6 +260,7 @@ void vu_source_read_done(struct vfio_uring_device *dev, int res)
 		return;
 	}
 	dev->reading = NULL;
+	e->src_queued -= buf->capacity;
 	if (res == 0) {
 		vu_pool_put(&e->pool, buf);
 		dev->end_of_stream = true;

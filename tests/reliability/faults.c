@@ -855,12 +855,10 @@ static void run_reports_error_while_draining(void)
 }
 
 /*
- * KNOWN ENGINE BUG while this fails (reported to the lead): the header says a device's
- * status.error is "negated errno when FAILED, else 0". Since 33a73fa a failed engine keeps a
- * device ACTIVE until its read or write of the data fd is back, and meanwhile
- * vfio_uring_device_get_status() reports state ACTIVE with error (and message) already set.
- * Either the status must not show the error before FAILED, or the header must name this
- * transitional state. Checked after every process() call around failures (cancel, socket
+ * Regression (engine bug found here, fixed in 68206f3): the header says a device's
+ * status.error is "negated errno when FAILED, else 0". A failed engine keeps a device ACTIVE
+ * until its read or write of the data fd is back, and meanwhile
+ * vfio_uring_device_get_status() reported state ACTIVE with the error already set. Checked after every process() call around failures (cancel, socket
  * shut down; device I/O forced async so reads and writes are truly in flight).
  */
 static void status_consistent_while_draining(void)
