@@ -15,6 +15,7 @@
 #include "vfio_uring_stat.h"
 
 #define HANDSHAKE_BYTES 64 /* QEMU's MultiFDInit_t, first on every channel */
+#define HEADER_BYTES 276   /* QEMU's MultiFDPacketDeviceState_t, before every payload */
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
@@ -144,19 +145,20 @@ int BPF_USDT(handshake_accepted, __u32 chan, __u32 peer_channel_id)
 
 SEC("usdt")
 int BPF_USDT(packet_sent, const char *idstr, __u32 instance_id, __u32 idx, __u64 bytes,
-	     __u32 chan, __u64 wire_bytes)
+	     __u32 chan)
 {
 	(void)idx;
-	count_packet(VUS_SOURCE, idstr, instance_id, bytes, chan, wire_bytes, 0);
+	count_packet(VUS_SOURCE, idstr, instance_id, bytes, chan, HEADER_BYTES + bytes, 0);
 	return 0;
 }
 
 SEC("usdt")
 int BPF_USDT(packet_received, const char *idstr, __u32 instance_id, __u32 idx, __u64 bytes,
-	     __u32 chan, __u64 wire_bytes, __u64 queued)
+	     __u32 chan, __u64 queued)
 {
 	(void)idx;
-	count_packet(VUS_DESTINATION, idstr, instance_id, bytes, chan, wire_bytes, queued);
+	count_packet(VUS_DESTINATION, idstr, instance_id, bytes, chan, HEADER_BYTES + bytes,
+		     queued);
 	return 0;
 }
 
@@ -187,7 +189,7 @@ int BPF_USDT(config_loaded, const char *idstr, __u32 instance_id, __u64 config_l
 	return 0;
 }
 
-/* device_done fires on both sides; the side is whichever this process was seen as. */
+/* device_done: the library's own byte counter and the time the device took. */
 static __always_inline void done(__u32 side, const char *idstr, __u32 instance_id,
 				 __u64 bytes, __u64 elapsed_ns)
 {
@@ -200,65 +202,32 @@ static __always_inline void done(__u32 side, const char *idstr, __u32 instance_i
 	}
 }
 
-/* True when the process already has counters for the device on SIDE. */
-static __always_inline struct vus_dev_val *known_device(__u32 side, const char *idstr,
-							__u32 instance_id)
-{
-	struct vus_dev_key *key;
-	__u32 slot = 0;
-
-	key = bpf_map_lookup_elem(&scratch, &slot);
-	if (!key)
-		return NULL;
-	__builtin_memset(key, 0, sizeof(*key));
-	key->pid = current_pid();
-	key->side = side;
-	key->instance_id = instance_id;
-	bpf_probe_read_user_str(key->idstr, sizeof(key->idstr), idstr);
-	return bpf_map_lookup_elem(&devices, key);
-}
-
-/*
- * device_done carries no side: a device this process sent packets for, and that is not
- * done yet, is a source device; otherwise a destination one (a destination device always
- * received at least its config packet before it is done).
- */
+/* device_done(side, idstr, instance_id, bytes, elapsed_ns): side is enum vfio_uring_side. */
 SEC("usdt")
-int BPF_USDT(device_done, const char *idstr, __u32 instance_id, __u64 bytes,
+int BPF_USDT(device_done, int side, const char *idstr, __u32 instance_id, __u64 bytes,
 	     __u64 elapsed_ns)
 {
-	struct vus_dev_val *src = known_device(VUS_SOURCE, idstr, instance_id);
-
-	if (src && !(src->flags & VUS_DEV_DONE))
-		done(VUS_SOURCE, idstr, instance_id, bytes, elapsed_ns);
-	else
-		done(VUS_DESTINATION, idstr, instance_id, bytes, elapsed_ns);
+	if (side == VUS_SOURCE || side == VUS_DESTINATION)
+		done(side, idstr, instance_id, bytes, elapsed_ns);
 	return 0;
 }
 
 /*
- * The side and message strings may sit in pages the process never touched, which a BPF
- * program cannot fault in: the read then fails and gives "". The side is then guessed
- * from the device's counters, and is 0 (unknown) for an engine-wide error.
+ * The side is an integer (enum vfio_uring_side). The message string may sit in a page the
+ * process never touched, which a BPF program cannot fault in: it then reads as "".
  */
 SEC("usdt")
-int BPF_USDT(error, const char *side_str, const char *idstr, __u32 instance_id, int err,
+int BPF_USDT(error, int side, const char *idstr, __u32 instance_id, int err,
 	     const char *message)
 {
 	struct vus_err_key ekey = { .pid = current_pid() };
 	struct vus_err_val *e;
 	struct vus_dev_val *d;
-	char side[2] = {};
 	char first = 0;
 
 	bpf_probe_read_user(&first, 1, idstr);
-	/* "source" or "destination": the first letter tells them apart */
-	if (bpf_probe_read_user(side, 1, side_str) == 0 && (side[0] == 's' || side[0] == 'd'))
-		ekey.side = side[0] == 's' ? VUS_SOURCE : VUS_DESTINATION;
-	else if (first && known_device(VUS_SOURCE, idstr, instance_id))
-		ekey.side = VUS_SOURCE;
-	else if (first && known_device(VUS_DESTINATION, idstr, instance_id))
-		ekey.side = VUS_DESTINATION;
+	if (side == VUS_SOURCE || side == VUS_DESTINATION)
+		ekey.side = side;
 
 	e = bpf_map_lookup_elem(&errors, &ekey);
 	if (!e) {

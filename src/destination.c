@@ -379,8 +379,7 @@ static void on_payload(struct vu_channel *chan)
 	dev->bytes += VU_WIRE_VFIO_HEADER_SIZE + buf->len;
 	chan->stats.packets++;
 	VU_PROBE(packet_received, dev->idstr, dev->instance_id, buf->idx,
-		 VU_WIRE_VFIO_HEADER_SIZE + buf->len, chan->index, VU_WIRE_PACKET_OVERHEAD + buf->len,
-		 dev->queued);
+		 VU_WIRE_VFIO_HEADER_SIZE + buf->len, chan->index, dev->queued);
 	chan->recv_state = VU_RECV_HEADER;
 	post_recv(chan);
 	device_pump(dev);

@@ -404,7 +404,7 @@ void vu_device_done(struct vfio_uring_device *dev)
 {
 	struct vfio_uring_engine *e = dev->engine;
 
-	VU_PROBE(device_done, dev->idstr, dev->instance_id, dev->bytes,
+	VU_PROBE(device_done, (int)e->opts.side, dev->idstr, dev->instance_id, dev->bytes,
 		 vu_now_ns() - dev->started_ns);
 	finish_device(dev, VFIO_URING_DEVICE_DONE);
 	if (e->devices_active == 0 && !e->failed) {
@@ -435,7 +435,7 @@ void vu_engine_fail(struct vfio_uring_engine *e, struct vfio_uring_device *dev,
 	snprintf(e->message, sizeof(e->message), "%s: %.230s%.260s", vu_side_name(e), where, cause);
 	e->failed = true;
 	e->error = err;
-	VU_PROBE(error, vu_side_name(e), dev ? dev->idstr : "", dev ? dev->instance_id : 0, err,
+	VU_PROBE(error, (int)e->opts.side, dev ? dev->idstr : "", dev ? dev->instance_id : 0, err,
 		 e->message);
 
 	for (unsigned i = 0; i < e->n_devices; i++) {

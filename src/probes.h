@@ -7,18 +7,21 @@
  *
  *   handshake_sent(channel)                        source, handshake written to the socket
  *   handshake_accepted(channel, peer_channel_id)   destination, handshake checked
- *   packet_sent(idstr, instance_id, idx, bytes, channel, wire_bytes)
- *   packet_received(idstr, instance_id, idx, bytes, channel, wire_bytes, queued)
+ *   packet_sent(idstr, instance_id, idx, bytes, channel)
+ *   packet_received(idstr, instance_id, idx, bytes, channel, queued)
  *   packet_written(idstr, instance_id, idx, data_bytes, wait_ns)
  *   config_loaded(idstr, instance_id, config_len)
- *   device_done(idstr, instance_id, bytes, elapsed_ns)
+ *   device_done(side, idstr, instance_id, bytes, elapsed_ns)
  *   error(side, idstr, instance_id, errno, message)
  *
  * bytes = 12-byte VFIO header + data (QEMU's vfio.transferred, and the library's device
- * counter); wire_bytes = everything the packet put on the channel (276-byte header + bytes);
- * queued = the device's packets waiting after this one arrived (reorder depth);
- * wait_ns = time from the packet's arrival to the end of its write; side = "source" or
- * "destination"; idstr may be "" in error() when no device is concerned.
+ * counter); a packet puts 276 + bytes on its channel; queued = the device's packets
+ * waiting after this one arrived (reorder depth); wait_ns = time from the packet's arrival
+ * to the end of its write; side = 1 source, 2 destination (enum vfio_uring_side: an
+ * integer, because a string in a page the process never touched reads as "" from BPF);
+ * idstr is "" in error() when no device is concerned.
+ *
+ * At most six arguments per probe: bpftrace reads arg0..arg5 only on x86_64.
  */
 #ifndef VFIO_URING_PROBES_H
 #define VFIO_URING_PROBES_H

@@ -325,7 +325,7 @@ void vu_source_send_done(struct vu_channel *chan, int res)
 	dev->bytes += buf->len - VU_WIRE_HEADER_SIZE;
 	dev->packets_unsent--;
 	VU_PROBE(packet_sent, dev->idstr, dev->instance_id, buf->idx, buf->len - VU_WIRE_HEADER_SIZE,
-		 chan->index, buf->len);
+		 chan->index);
 	vu_pool_put(&e->pool, buf);
 	channel_kick(chan);
 	if (dev->config_queued && dev->packets_unsent == 0)
