@@ -3,8 +3,8 @@
  * The source side: per device, one read of the migration data fd in flight at a time into
  * a pool buffer; each completed read becomes one data packet (idx 0, 1, ...); read() == 0
  * ends the stream and the config packet (idx N) follows. Packets go to the channel with
- * the fewest bytes outstanding; each channel sends one packet at a time, in order, after
- * its handshake.
+ * the fewest bytes outstanding (see least_loaded_channel); each channel sends one packet
+ * at a time, in order, after its handshake.
  *
  * A packet buffer holds the 276-byte header and 12-byte VFIO header in front of the data,
  * so the read lands where the send takes it from: the payload is never copied and a packet
@@ -50,11 +50,12 @@ static void channel_kick(struct vu_channel *chan)
 }
 
 /*
- * The channel with the fewest bytes outstanding. Sends complete as soon as the data is in
- * the socket buffer, so ties are common: a tie goes to the device's previous channel (its
- * packets then stay in order in one stream, which keeps the destination's reordering, and
- * so its memory, small), otherwise round-robin, so that no socket queue grows deeper than
- * the others.
+ * The channel with the fewest bytes outstanding, up to one packet: a device stays on its
+ * previous channel while that one is at most one packet behind the least loaded, so its
+ * packets stay in order in one stream whenever that costs no parallelism (the destination
+ * then holds fewer packets out of order: less memory, and no reorder stall). Otherwise the
+ * least loaded wins, ties broken round-robin so that no socket queue grows deeper than the
+ * others (sends complete as soon as data is in the socket buffer, so ties are common).
  */
 static struct vu_channel *least_loaded_channel(struct vfio_uring_device *dev)
 {
