@@ -13,10 +13,8 @@
 
 #include "vfio-uring.h"
 
-static int failures;
+#include "check.h"
 
-#define CHECK(cond, ...) do { if (!(cond)) { failures++; fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-	fprintf(stderr, __VA_ARGS__); fputc('\n', stderr); } } while (0)
 
 static struct vfio_uring_engine *engine(enum vfio_uring_side side)
 {
@@ -300,7 +298,5 @@ int main(void)
 	test_packet_for_off_device();
 	test_cancel();
 	CHECK(strcmp(vfio_uring_version(), "0.1.0") == 0, "version");
-	if (failures)
-		fprintf(stderr, "%d failures\n", failures);
-	return failures ? 1 : 0;
+	return check_result();
 }

@@ -6,10 +6,8 @@
 
 #include "engine.h"
 
-static int failures;
+#include "check.h"
 
-#define CHECK(cond, ...) do { if (!(cond)) { failures++; fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-	fprintf(stderr, __VA_ARGS__); fputc('\n', stderr); } } while (0)
 
 static void test_pool_cap(void)
 {
@@ -86,7 +84,7 @@ static void test_reorder(void)
 			present[i] = 1;
 			CHECK(vu_reorder_insert(&r, &bufs[i]) == -EEXIST, "duplicate %u", i);
 		}
-		if (failures > 10)
+		if (check_failures > 10)
 			break;
 	}
 	for (unsigned i = 0; i < DEVICES * PER_DEVICE; i++)
@@ -102,7 +100,5 @@ int main(void)
 {
 	test_pool_cap();
 	test_reorder();
-	if (failures)
-		fprintf(stderr, "%d failures\n", failures);
-	return failures ? 1 : 0;
+	return check_result();
 }

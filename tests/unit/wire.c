@@ -9,10 +9,8 @@
 
 #include "wire.h"
 
-static int failures;
+#include "check.h"
 
-#define CHECK(cond, ...) do { if (!(cond)) { failures++; fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-	fprintf(stderr, __VA_ARGS__); fputc('\n', stderr); } } while (0)
 
 static void check_bytes(const char *what, const uint8_t *got, const uint8_t *want, size_t n)
 {
@@ -218,7 +216,5 @@ int main(void)
 	test_header_checks();
 	test_vfio_checks();
 	test_errnos_distinct();
-	if (failures)
-		fprintf(stderr, "%d failures\n", failures);
-	return failures ? 1 : 0;
+	return check_result();
 }

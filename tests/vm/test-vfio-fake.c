@@ -24,17 +24,8 @@
 
 #include "fake-vfio.h"
 
-static int failures;
+#include "check.h"
 
-#define CHECK(cond, ...)                                                                    \
-	do {                                                                                \
-		if (!(cond)) {                                                              \
-			failures++;                                                         \
-			fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);     \
-			fprintf(stderr, __VA_ARGS__);                                       \
-			fprintf(stderr, "\n");                                              \
-		}                                                                           \
-	} while (0)
 
 /* ---- tests ---- */
 
@@ -211,10 +202,8 @@ int main(void)
 	CHECK(vfio_uring_vfio_from_fd(fake.fd, "x", &dev) == -EOPNOTSUPP, "no STOP_COPY flag");
 	CHECK(vfio_uring_vfio_from_fd(-1, "x", &dev) == -EBADF, "bad fd");
 	close(fake.fd);
-	if (failures) {
-		fprintf(stderr, "%d check(s) failed\n", failures);
+	if (check_result())
 		return 1;
-	}
 	printf("vfio device module against a fake device: all checks passed\n");
 	return 0;
 }

@@ -17,19 +17,10 @@
 
 #include "fake-vfio.h"
 
+#include "check.h"
+
 #define CHANNELS 2
 
-static int failures;
-
-#define CHECK(cond, ...)                                                                    \
-	do {                                                                                \
-		if (!(cond)) {                                                              \
-			failures++;                                                         \
-			fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);     \
-			fprintf(stderr, __VA_ARGS__);                                       \
-			fprintf(stderr, "\n");                                              \
-		}                                                                           \
-	} while (0)
 
 #define ALL (VFIO_URING_VFIO_MIG_STOP_COPY | VFIO_URING_VFIO_MIG_P2P | VFIO_URING_VFIO_MIG_PRE_COPY)
 
@@ -150,7 +141,7 @@ static int destination(const int *socks, bool reject)
 	}
 	vfio_uring_engine_destroy(e);
 	vfio_uring_vfio_close(dev);
-	return failures ? 1 : 0;
+	return check_failures ? 1 : 0;
 }
 
 static void run(bool reject)
@@ -273,10 +264,8 @@ int main(void)
 	run(true);
 	save_add_failure();
 	close(fake.fd);
-	if (failures) {
-		fprintf(stderr, "%d check(s) failed\n", failures);
+	if (check_result())
 		return 1;
-	}
 	printf("save/load glue with fake devices and real engines: all checks passed\n");
 	return 0;
 }

@@ -18,6 +18,8 @@
 
 #include "vfio_device.h"
 
+#include "check.h"
+
 #define N VFIO_URING_VFIO_NUM_STATES
 #define ERR VFIO_URING_VFIO_ERROR
 #define STOP VFIO_URING_VFIO_STOP
@@ -31,17 +33,6 @@
 #define F_ALL (VFIO_URING_VFIO_MIG_STOP_COPY | VFIO_URING_VFIO_MIG_P2P | VFIO_URING_VFIO_MIG_PRE_COPY)
 #define F_SC_PC (VFIO_URING_VFIO_MIG_STOP_COPY | VFIO_URING_VFIO_MIG_PRE_COPY)
 
-static int failures;
-
-#define CHECK(cond, ...)                                                                    \
-	do {                                                                                \
-		if (!(cond)) {                                                              \
-			failures++;                                                         \
-			fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);     \
-			fprintf(stderr, __VA_ARGS__);                                       \
-			fprintf(stderr, "\n");                                              \
-		}                                                                           \
-	} while (0)
 
 /* The uAPI's direct arcs, for a device with every feature. */
 static const int direct_arcs[][2] = {
@@ -227,10 +218,8 @@ int main(void)
 	check_flags(sc | VFIO_URING_VFIO_MIG_PRE_COPY);
 	check_flags(sc | VFIO_URING_VFIO_MIG_P2P | VFIO_URING_VFIO_MIG_PRE_COPY);
 	check_known_paths();
-	if (failures) {
-		fprintf(stderr, "%d check(s) failed\n", failures);
+	if (check_result())
 		return 1;
-	}
 	printf("vfio state path table: all checks passed\n");
 	return 0;
 }
