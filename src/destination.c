@@ -90,12 +90,14 @@ static struct vfio_uring_device *find_device(struct vfio_uring_engine *e, const 
 	return NULL;
 }
 
-/* Every data packet 0..config_idx-1 and the config packet are here (or written). */
+/*
+ * Every data packet 0..config_idx-1 and the config packet are here (or written): data idx
+ * are distinct and below config_idx, so counting them is enough.
+ */
 static bool device_complete(const struct vfio_uring_device *dev)
 {
 	return dev->config_idx != VU_WIRE_VFIO_IDX_INVALID &&
-	       dev->data_idx_end == dev->config_idx && dev->queued + dev->next_write_idx ==
-	       dev->config_idx;
+	       dev->queued + dev->next_write_idx == dev->config_idx;
 }
 
 static void issue_write(struct vfio_uring_device *dev)

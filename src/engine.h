@@ -179,7 +179,6 @@ const char *vu_side_name(const struct vfio_uring_engine *e);
 int vu_source_start(struct vfio_uring_engine *e);
 void vu_source_read_done(struct vfio_uring_device *dev, int res);
 void vu_source_send_done(struct vu_channel *chan, int res);
-void vu_source_buffers_freed(struct vfio_uring_engine *e);
 
 /* destination.c */
 int vu_destination_start(struct vfio_uring_engine *e);

@@ -187,7 +187,7 @@ static void wait_for_buffer(struct vfio_uring_device *dev)
 }
 
 /* Serves waiting devices in arrival order while the pool has room: fair under backpressure. */
-void vu_source_buffers_freed(struct vfio_uring_engine *e)
+static void serve_waiting_devices(struct vfio_uring_engine *e)
 {
 	struct vfio_uring_device *dev;
 
@@ -210,7 +210,7 @@ static void device_pump(struct vfio_uring_device *dev)
 	if (e->waiting_head) { /* others wait for space already: queue behind them */
 		if (!dev->waiting_for_buffer)
 			wait_for_buffer(dev);
-		vu_source_buffers_freed(e);
+		serve_waiting_devices(e);
 		return;
 	}
 	if (!device_step(dev))
@@ -331,5 +331,5 @@ void vu_source_send_done(struct vu_channel *chan, int res)
 	channel_kick(chan);
 	if (dev->config_queued && dev->packets_unsent == 0)
 		vu_device_done(dev);
-	vu_source_buffers_freed(e);
+	serve_waiting_devices(e);
 }
