@@ -289,6 +289,37 @@ static void test_cancel(void)
 	close(fd);
 }
 
+/* A peer that sends nothing: the progress timeout fails the run and names what stalled. */
+static void test_progress_timeout_names_the_wait(void)
+{
+	struct vfio_uring_engine_opts opts;
+	struct vfio_uring_engine *dst;
+	struct vfio_uring_device *dev;
+	struct vfio_uring_device_status st;
+	const char *msg;
+	int sv[2], fd = memfd_create("d", 0);
+
+	vfio_uring_engine_opts_init(&opts, VFIO_URING_DESTINATION);
+	opts.progress_timeout_ms = 200;
+	CHECK(vfio_uring_engine_create(&opts, &dst) == 0, "create");
+	socketpair(AF_UNIX, SOCK_STREAM, 0, sv); /* sv[0] stays silent */
+	vfio_uring_engine_add_channel(dst, sv[1]);
+	dev = device(dst, "nic0", fd, VFIO_URING_MULTIFD_ON);
+	vfio_uring_engine_start(dst);
+	vfio_uring_engine_switchover_start(dst); /* the timeout runs from switchover start */
+	CHECK(vfio_uring_engine_run(dst, 5000) == -ETIMEDOUT, "run fails with -ETIMEDOUT");
+	vfio_uring_engine_error(dst, &msg);
+	CHECK(strstr(msg, "no progress for 200 ms") && strstr(msg, "channel 0 (receive)"),
+	      "message names the stalled channel: %s", msg);
+	vfio_uring_device_get_status(dev, &st);
+	CHECK(st.state == VFIO_URING_DEVICE_FAILED && st.error == -ECANCELED,
+	      "device failed as a consequence (%d)", st.error);
+	vfio_uring_engine_destroy(dst);
+	close(sv[0]);
+	close(sv[1]);
+	close(fd);
+}
+
 int main(void)
 {
 	test_create_args();
@@ -297,6 +328,7 @@ int main(void)
 	test_pair_and_stats();
 	test_packet_for_off_device();
 	test_cancel();
+	test_progress_timeout_names_the_wait();
 	CHECK(strcmp(vfio_uring_version(), "0.1.0") == 0, "version");
 	return check_result();
 }
