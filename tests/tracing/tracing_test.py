@@ -456,7 +456,17 @@ def run_errors(a, tmp):
         os.setgroups([])
         os.setgid(65534)
         os.setuid(65534)
-    expect([a.stat, "-p", "1"], "must run as root", "not root", preexec_fn=drop_root)
+    # The unprivileged user must reach the binary, wherever the build is: below a private
+    # directory (mktemp -d makes them 0700) it could not even execute it. Use a copy.
+    public = tempfile.mkdtemp(prefix="vus-errors-")
+    try:
+        os.chmod(public, 0o755)
+        stat_copy = os.path.join(public, "vfio-uring-stat")
+        shutil.copy(a.stat, stat_copy)
+        os.chmod(stat_copy, 0o755)
+        expect([stat_copy, "-p", "1"], "must run as root", "not root", preexec_fn=drop_root)
+    finally:
+        shutil.rmtree(public)
 
 
 # ---- main ---------------------------------------------------------------------------------
