@@ -159,6 +159,12 @@ struct vfio_uring_engine_stats {
 	uint64_t buffer_bytes;   /**< payload buffer bytes held now */
 	uint64_t buffer_peak;    /**< most payload buffer bytes ever held */
 	uint64_t buffer_cap;     /**< the configured cap */
+	/**
+	 * Most data fd operations in flight at once: reads (source) or writes (destination).
+	 * With N devices that are each slower than the wire, N means every device was read or
+	 * written at the same time.
+	 */
+	uint64_t device_io_peak;
 };
 
 struct vfio_uring_channel_stats {

@@ -111,7 +111,6 @@ static void issue_write(struct vfio_uring_device *dev)
 	if (e->opts.flags & VFIO_URING_ENGINE_F_FORCE_ASYNC_DEVICE_IO)
 		sqe->flags |= IOSQE_ASYNC;
 	vu_op_submitted(e, &dev->io, sqe);
-	e->writes_in_flight++;
 }
 
 static void load_config(struct vfio_uring_device *dev)
@@ -230,7 +229,7 @@ static void buffers_freed(struct vfio_uring_engine *e)
 		}
 	}
 	e->parked_tail = last;
-	if (e->parked && e->parked == e->channels_open && !e->failed && e->writes_in_flight == 0)
+	if (e->parked && e->parked == e->channels_open && !e->failed && e->device_io == 0)
 		vu_engine_fail(e, e->parked_head->target, e->parked_head, VU_EBUFFER_CAP,
 			       "buffer cap of %zu bytes is full of packets waiting for earlier ones "
 			       "(%zu bytes held) and every channel waits for room: no write can free any",
@@ -495,7 +494,6 @@ void vu_destination_write_done(struct vfio_uring_device *dev, int res)
 	struct vfio_uring_engine *e = dev->engine;
 	struct vu_buf *buf = dev->writing;
 
-	e->writes_in_flight--;
 	if (e->failed)
 		return; /* teardown returns dev->writing */
 	if (res == -EINTR || res == -EAGAIN) {

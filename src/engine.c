@@ -351,11 +351,18 @@ struct io_uring_sqe *vu_engine_get_sqe(struct vfio_uring_engine *e)
 	return sqe;
 }
 
+static bool is_device_io(const struct vu_op *op)
+{
+	return op->kind == VU_OP_DEVICE_READ || op->kind == VU_OP_DEVICE_WRITE;
+}
+
 void vu_op_submitted(struct vfio_uring_engine *e, struct vu_op *op, struct io_uring_sqe *sqe)
 {
 	io_uring_sqe_set_data(sqe, op);
 	op->in_flight = true;
 	e->in_flight++;
+	if (is_device_io(op) && ++e->device_io > e->device_io_peak)
+		e->device_io_peak = e->device_io;
 }
 
 /* Cancels every operation in flight; their CQEs still arrive and are dispatched. */
@@ -470,6 +477,8 @@ static void dispatch(struct vfio_uring_engine *e, struct io_uring_cqe *cqe)
 		return; /* a cancel request's own completion */
 	op->in_flight = false;
 	e->in_flight--;
+	if (is_device_io(op))
+		e->device_io--;
 	e->last_progress_ns = vu_now_ns();
 	switch (op->kind) {
 	case VU_OP_DEVICE_READ:
@@ -487,8 +496,7 @@ static void dispatch(struct vfio_uring_engine *e, struct io_uring_cqe *cqe)
 	default:
 		__builtin_unreachable();
 	}
-	if ((op->kind == VU_OP_DEVICE_READ || op->kind == VU_OP_DEVICE_WRITE) &&
-	    ((struct vfio_uring_device *)op->owner)->fail_pending)
+	if (is_device_io(op) && ((struct vfio_uring_device *)op->owner)->fail_pending)
 		finish_device(op->owner, VFIO_URING_DEVICE_FAILED);
 }
 
@@ -766,6 +774,7 @@ int vfio_uring_engine_get_stats(const struct vfio_uring_engine *e,
 		.buffer_bytes = e->pool.allocated,
 		.buffer_peak = e->pool.peak,
 		.buffer_cap = e->pool.cap,
+		.device_io_peak = e->device_io_peak,
 	};
 	for (unsigned i = 0; i < e->n_devices; i++) {
 		st->bytes += e->devices[i]->bytes;

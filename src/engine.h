@@ -145,7 +145,8 @@ struct vfio_uring_engine {
 	unsigned next_channel;       /* source: where the round-robin tie-break starts */
 	size_t src_queued;           /* source: bytes of packets being read, queued or sent */
 	size_t src_queue_limit;      /* source: no new read while src_queued is at this */
-	unsigned writes_in_flight;   /* destination: data fd writes in flight */
+	unsigned device_io;          /* data fd reads or writes in flight */
+	unsigned device_io_peak;     /* most of them at once */
 	unsigned channels_open;      /* destination: channels not closed by the peer */
 	size_t reserve;              /* destination: pool bytes only a device's next packet may use */
 	uint64_t channel_ids_seen[VFIO_URING_MAX_CHANNELS / 64]; /* destination: accepted ids */
