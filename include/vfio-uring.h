@@ -91,7 +91,13 @@ struct vfio_uring_engine_opts {
 	enum vfio_uring_side side;    /**< required */
 	uint8_t uuid[16];             /**< migration UUID: sent by a source, checked by a destination */
 	size_t buffer_cap;            /**< bytes of payload buffers the engine may hold */
-	size_t chunk_size;            /**< source: bytes per data fd read (one data packet) */
+	/**
+	 * Source: bytes per data fd read (one data packet), at most. Every multifd device keeps
+	 * one read in flight, so when buffer_cap cannot hold (devices + channels + 2) packets of
+	 * chunk_size, reads shrink to the largest multiple of 4 KiB for which it can (at least
+	 * 4 KiB): cap / (devices + channels + 2) - 288 bytes of packet headers, rounded down.
+	 */
+	size_t chunk_size;
 	size_t max_packet_size;       /**< destination: largest accepted payload (next_packet_size) */
 	unsigned ring_entries;        /**< submission queue size */
 	unsigned progress_timeout_ms; /**< fail with -ETIMEDOUT after this long with no progress; 0 = never */

@@ -268,6 +268,33 @@ int vfio_uring_device_set_multifd(struct vfio_uring_device *dev, enum vfio_uring
 	return 0;
 }
 
+/*
+ * io-wq runs the device reads and writes that cannot complete at once (a VFIO data fd
+ * always blocks in the kernel). Its workers come in two pools: "bounded" for regular files
+ * and block devices, at most min(SQ entries, 4 x CPUs) by default (8 on a 2-CPU host), and
+ * "unbounded" for everything else, up to RLIMIT_NPROC. A VFIO data fd is an anonymous
+ * inode, so unbounded; the bench's and tests' slow devices are FUSE files, so bounded.
+ * Either way a device blocked in read() holds a worker for its whole wait: with fewer
+ * workers than devices, devices wait for one another. So raise both limits to at least one
+ * worker per device (IORING_REGISTER_IOWQ_MAX_WORKERS, 5.15; never lowered). Without it
+ * (an older kernel), the defaults stay: every unbounded device still gets a worker, and
+ * regular files are read by at most the default number at once.
+ */
+static void size_workers(struct vfio_uring_engine *e)
+{
+	unsigned limits[2] = { 0, 0 }; /* 0: change nothing; the call returns the limits in force */
+	bool raise = false;
+
+	if (e->devices_active == 0 || io_uring_register_iowq_max_workers(&e->ring, limits) < 0)
+		return;
+	for (int i = 0; i < 2; i++) {
+		raise |= limits[i] < e->devices_active;
+		limits[i] = limits[i] < e->devices_active ? e->devices_active : 0;
+	}
+	if (raise)
+		io_uring_register_iowq_max_workers(&e->ring, limits);
+}
+
 int vfio_uring_engine_start(struct vfio_uring_engine *e)
 {
 	int ret;
@@ -310,6 +337,7 @@ int vfio_uring_engine_start(struct vfio_uring_engine *e)
 	}
 	for (unsigned i = 0; i < e->n_channels; i++)
 		e->channels[i].io.owner = &e->channels[i];
+	size_workers(e);
 	if (e->opts.side == VFIO_URING_SOURCE)
 		ret = vu_source_start(e);
 	else

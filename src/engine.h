@@ -143,8 +143,9 @@ struct vfio_uring_engine {
 	unsigned devices_active;     /* multifd devices not yet DONE or FAILED */
 	unsigned in_flight;          /* operations submitted and not yet completed */
 	unsigned next_channel;       /* source: where the round-robin tie-break starts */
-	size_t src_queued;           /* source: bytes of packets being read, queued or sent */
-	size_t src_queue_limit;      /* source: no new read while src_queued is at this */
+	size_t read_size;            /* source: bytes per data fd read (<= chunk_size) */
+	size_t src_ready;            /* source: bytes of packets queued on channels or being sent */
+	size_t src_ready_limit;      /* source: no new read while src_ready is at this */
 	unsigned device_io;          /* data fd reads or writes in flight */
 	unsigned device_io_peak;     /* most of them at once */
 	unsigned channels_open;      /* destination: channels not closed by the peer */

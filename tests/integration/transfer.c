@@ -173,6 +173,16 @@ static void connect_channels(int *src_socks, int *dst_socks)
 	close(ls);
 }
 
+/* The source's bytes per read: the chunk, or less when the cap cannot hold one per device
+ * (the rule documented at vfio_uring_engine_opts.chunk_size). */
+static uint64_t read_size(void)
+{
+	uint64_t share = cfg.src_cap / (cfg.devices + cfg.channels + 2);
+	uint64_t fit = share > 288 + 4096 ? (share - 288) / 4096 * 4096 : 4096;
+
+	return fit < cfg.chunk ? fit : cfg.chunk;
+}
+
 static int run_source(const int *socks)
 {
 	struct vfio_uring_engine_opts opts;
@@ -217,7 +227,7 @@ static int run_source(const int *socks)
 	}
 	for (unsigned i = 0; i < cfg.devices; i++) {
 		struct vfio_uring_device_status st;
-		uint64_t chunks = (devs[i].size + cfg.chunk - 1) / cfg.chunk;
+		uint64_t chunks = (devs[i].size + read_size() - 1) / read_size();
 
 		vfio_uring_device_get_status(handles[i], &st);
 		if (st.state != VFIO_URING_DEVICE_DONE || devs[i].done_calls != 1 || devs[i].done_error)
@@ -309,7 +319,7 @@ int main(int argc, char **argv)
 		d->config_len = 1 + (i * 37) % sizeof(d->config);
 		for (size_t j = 0; j < d->config_len; j++)
 			d->config[j] = (uint8_t)xorshift(&seed);
-		chunks = (d->size + cfg.chunk - 1) / cfg.chunk;
+		chunks = (d->size + read_size() - 1) / read_size();
 		total_packets += chunks + 1;
 		total_bytes += d->size + 12 * (chunks + 1) + 16 + d->config_len;
 	}
