@@ -93,6 +93,14 @@ int vu_wire_decode_handshake(const uint8_t in[VU_WIRE_HANDSHAKE_SIZE],
 	return 0;
 }
 
+/* The 8-4-4-4-12 form QEMU prints for -uuid, into 37 bytes. */
+static void format_uuid(const uint8_t u[16], char out[37])
+{
+	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+		 u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12],
+		 u[13], u[14], u[15]);
+}
+
 int vu_wire_check_handshake(const struct vu_wire_handshake *hs, const uint8_t uuid[16],
 			    unsigned channels, char *msg, size_t msg_size)
 {
@@ -102,9 +110,15 @@ int vu_wire_check_handshake(const struct vu_wire_handshake *hs, const uint8_t uu
 	if (hs->version != VU_WIRE_VERSION)
 		return fail(VU_EHS_VERSION, msg, msg_size, "handshake version %u, expected %u",
 			    hs->version, VU_WIRE_VERSION);
-	if (memcmp(hs->uuid, uuid, 16) != 0)
+	if (memcmp(hs->uuid, uuid, 16) != 0) {
+		char want[37], got[37];
+
+		format_uuid(uuid, want);
+		format_uuid(hs->uuid, got);
 		return fail(VU_EHS_UUID, msg, msg_size,
-			    "handshake UUID does not match this migration's UUID");
+			    "handshake UUID %s, expected %s (the VM's UUID, as both sides were given it)",
+			    got, want);
+	}
 	if (hs->id >= channels)
 		return fail(VU_EHS_CHANNEL_RANGE, msg, msg_size,
 			    "handshake channel id %u out of range (%u channels)", hs->id,

@@ -52,6 +52,9 @@ static void test_handshake_golden(void)
 	      "channel id 5 of 5 channels");
 	hs.uuid[15] ^= 1;
 	CHECK(vu_wire_check_handshake(&hs, uuid, 6, msg, sizeof(msg)) == VU_EHS_UUID, "uuid");
+	/* The message says what came and what was expected, in QEMU's -uuid form. */
+	CHECK(strstr(msg, "UUID 00112233-4455-6677-8899-aabbccddeefe, expected "
+			  "00112233-4455-6677-8899-aabbccddeeff") != NULL, "uuid message: %s", msg);
 	hs.uuid[15] ^= 1;
 	hs.version = 2;
 	CHECK(vu_wire_check_handshake(&hs, uuid, 6, msg, sizeof(msg)) == VU_EHS_VERSION, "version");
