@@ -89,7 +89,13 @@ enum {
 struct vfio_uring_engine_opts {
 	size_t size;                  /**< sizeof(struct vfio_uring_engine_opts) */
 	enum vfio_uring_side side;    /**< required */
-	uint8_t uuid[16];             /**< migration UUID: sent by a source, checked by a destination */
+	/**
+	 * The VM's UUID: a source sends it in every channel handshake, a destination checks it.
+	 * A QEMU destination compares it with its own -uuid (all zeros when -uuid is not given),
+	 * not with a per-migration value; a VMM that is not QEMU may use any 16 bytes both sides
+	 * agree on.
+	 */
+	uint8_t uuid[16];
 	size_t buffer_cap;            /**< bytes of payload buffers the engine may hold */
 	/**
 	 * Source: bytes per data fd read (one data packet), at most. Every multifd device keeps
@@ -102,6 +108,14 @@ struct vfio_uring_engine_opts {
 	unsigned ring_entries;        /**< submission queue size */
 	unsigned progress_timeout_ms; /**< fail with -ETIMEDOUT after this long with no progress; 0 = never */
 	unsigned flags;               /**< VFIO_URING_ENGINE_F_* */
+	/**
+	 * Destination: fail with -ENOBUFS when received packets not yet written would hold more
+	 * than this many payload bytes (QEMU 10.1's x-migration-max-queued-buffers-size).
+	 * 0 (the default): never fail for memory; channels whose next packet does not fit the
+	 * buffer cap stop receiving until writes free room, and TCP backpressure slows the
+	 * source (before switchover start, until it starts).
+	 */
+	size_t max_queued_bytes;
 };
 
 /**
@@ -134,6 +148,20 @@ struct vfio_uring_device_opts {
 	vfio_uring_load_config_fn load_config; /**< destination; NULL = config blob ignored */
 	vfio_uring_device_done_fn done;        /**< optional */
 	void *opaque;                /**< passed to the callbacks */
+	unsigned flags;              /**< VFIO_URING_DEVICE_F_* */
+};
+
+/** Device flags (vfio_uring_device_opts.flags). */
+enum {
+	/**
+	 * Destination: load_config is not called until the caller says so with
+	 * vfio_uring_device_config_load_ready() or vfio_uring_engine_config_load_ready(), as
+	 * QEMU 10.1's x-migration-load-config-after-iter (on some platforms, e.g. ARM64, a
+	 * device's config may be loaded only after the VMM has loaded other state). The call
+	 * may come before or after the device's data is in; the config is loaded as soon as
+	 * both are true.
+	 */
+	VFIO_URING_DEVICE_F_CONFIG_LOAD_WAITS = 1u << 0,
 };
 
 enum vfio_uring_device_state {
@@ -221,16 +249,33 @@ VFIO_URING_API int vfio_uring_engine_start(struct vfio_uring_engine *engine);
 
 /**
  * Destination: the switchover has started (QEMU's switchover_start); from now on received
- * data is written to the data fds. Before it, nothing is written and received packets stay
- * queued within the buffer cap. Source: -EINVAL.
+ * data is written to the data fds. Before it, nothing is written: received packets stay
+ * queued within the buffer cap and, once it is full, the channels stop receiving (the data
+ * waits in the socket buffers and TCP backpressure slows the source) until this call.
+ * Source: -EINVAL.
  */
 VFIO_URING_API int vfio_uring_engine_switchover_start(struct vfio_uring_engine *engine);
+
+/**
+ * Destination: the config of a device registered with VFIO_URING_DEVICE_F_CONFIG_LOAD_WAITS
+ * may be loaded now (QEMU's DEV_CONFIG_LOAD_READY). If the device's data is all written and
+ * its config packet is in, load_config runs inside this call; otherwise as soon as they are.
+ * No effect on a device without the flag, or one that is DONE.
+ * \return 0, -EINVAL (NULL, or a source engine), or the device's error if it FAILED (its
+ *         config is never loaded).
+ */
+VFIO_URING_API int vfio_uring_device_config_load_ready(struct vfio_uring_device *dev);
+
+/** The same for every device of the engine. \return 0, -EINVAL, or the engine's error. */
+VFIO_URING_API int vfio_uring_engine_config_load_ready(struct vfio_uring_engine *engine);
 
 /**
  * Runs until every multifd device is done, the engine fails, or timeout_ms passes
  * (-1 = no limit).
  * \return 0 when done, -ETIMEDOUT when timeout_ms passed (the transfer goes on; call again
- *         or cancel), or the engine's error.
+ *         or cancel), -EAGAIN when every device left waits for
+ *         vfio_uring_*_config_load_ready() (nothing else can happen until it is called), or
+ *         the engine's error.
  */
 VFIO_URING_API int vfio_uring_engine_run(struct vfio_uring_engine *engine, int timeout_ms);
 

@@ -14,14 +14,21 @@
  * switchover_start(). When packets 0..N-1 are written and config packet N has arrived,
  * the config blob is loaded (once) and the device is DONE.
  *
- * Memory: every payload counts against the pool's cap. Before switchover nothing drains,
- * so exceeding the cap fails the migration (QEMU 10.1's max-queued-buffers-size). After
- * switchover a channel whose data does not fit waits ("parked") until a write frees a
- * buffer. Packets that arrive ahead of their turn may not use the last `reserve` bytes of
- * the cap (one largest packet per channel): those are kept for each device's next packet,
- * which is written at once, so out-of-order packets cannot fill the pool while the packets
- * everything waits for sit behind them in the sockets. If channels are parked and no write
- * is in flight, nothing will ever free a buffer: the migration fails instead of hanging.
+ * Memory is bounded by flow control, not by failing valid migrations. Every payload counts
+ * against the pool's cap. A channel whose next packet does not fit stops receiving
+ * ("parked") until a write frees a buffer: its data waits in the socket buffers and TCP
+ * backpressure slows the source. Before switchover start nothing is written, so parked
+ * channels wait for it (QEMU's source starts sending before the destination's VMM has seen
+ * the switchover command). The engine owns its sockets, so it can do what QEMU's receive
+ * threads, which also carry RAM, cannot; a caller who wants QEMU 10.1's fail-fast limit
+ * (x-migration-max-queued-buffers-size) sets max_queued_bytes.
+ *
+ * Progress: packets that do not fill a device's next gap (its lowest idx not received yet)
+ * may not use the last `reserve` bytes of the cap (one largest packet per channel): those
+ * are kept for the packets that let a device's writes advance, so out-of-order packets
+ * cannot fill the pool while the packets everything waits for sit behind them in the
+ * sockets. If, after switchover start, every channel is parked and no write is in flight,
+ * nothing will ever free a buffer: the migration fails instead of hanging.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -157,8 +164,29 @@ static void device_pump(struct vfio_uring_device *dev)
 			 vu_now_ns() - buf->arrival_ns);
 		vu_pool_put(&e->pool, buf);
 	}
-	if (dev->config && dev->next_write_idx == dev->config_idx)
+	if (!dev->config || dev->next_write_idx != dev->config_idx)
+		return;
+	if (dev->config_load_waits && !dev->config_load_ready) {
+		if (!dev->waiting_for_caller) {
+			dev->waiting_for_caller = true;
+			e->waiting_for_caller++;
+		}
+		return;
+	}
+	load_config(dev);
+}
+
+int vu_destination_config_load_ready(struct vfio_uring_device *dev)
+{
+	struct vfio_uring_engine *e = dev->engine;
+
+	dev->config_load_ready = true;
+	if (dev->waiting_for_caller && !e->failed) {
+		dev->waiting_for_caller = false;
+		e->waiting_for_caller--;
 		load_config(dev);
+	}
+	return dev->error;
 }
 
 static void park(struct vu_channel *chan)
@@ -187,10 +215,10 @@ static bool take_payload_buffer(struct vu_channel *chan)
 	struct vfio_uring_device *dev = chan->target;
 	size_t len = chan->hdr.next_packet_size - VU_WIRE_VFIO_HEADER_SIZE;
 	size_t charge = ((len ? len : 1) + VU_POOL_GRANULE - 1) / VU_POOL_GRANULE * VU_POOL_GRANULE;
-	bool next_in_turn = chan->vh.idx == dev->next_write_idx;
+	bool fills_gap = chan->vh.idx == dev->next_missing_idx;
 	struct vu_buf *buf;
 
-	if (e->switchover && !next_in_turn && e->pool.in_use + charge + e->reserve > e->pool.cap)
+	if (!fills_gap && e->pool.in_use + charge + e->reserve > e->pool.cap)
 		return false;
 	buf = vu_pool_get(&e->pool, len ? len : 1); /* an empty packet still holds its idx */
 	if (!buf)
@@ -229,7 +257,8 @@ static void buffers_freed(struct vfio_uring_engine *e)
 		}
 	}
 	e->parked_tail = last;
-	if (e->parked && e->parked == e->channels_open && !e->failed && e->device_io == 0)
+	if (e->switchover && e->parked && e->parked == e->channels_open && !e->failed &&
+	    e->device_io == 0)
 		vu_engine_fail(e, e->parked_head->target, e->parked_head, VU_EBUFFER_CAP,
 			       "buffer cap of %zu bytes is full of packets waiting for earlier ones "
 			       "(%zu bytes held) and every channel waits for room: no write can free any",
@@ -330,15 +359,18 @@ static void on_header(struct vu_channel *chan)
 		return;
 	}
 	chan->target = dev;
-	if (take_payload_buffer(chan))
-		return;
-	if (!e->switchover) {
+	if (e->opts.max_queued_bytes &&
+	    e->pool.in_use + chan->hdr.next_packet_size - VU_WIRE_VFIO_HEADER_SIZE >
+		    e->opts.max_queued_bytes) {
 		vu_engine_fail(e, dev, chan, VU_EBUFFER_CAP,
-			       "a %u-byte packet would exceed the buffer cap of %zu bytes before "
-			       "switchover start (%zu bytes queued)",
-			       chan->hdr.next_packet_size, e->pool.cap, e->pool.in_use);
+			       "a %u-byte packet would exceed max_queued_bytes of %zu bytes "
+			       "(%zu bytes queued)%s", chan->hdr.next_packet_size,
+			       e->opts.max_queued_bytes, e->pool.in_use,
+			       e->switchover ? "" : " before switchover start");
 		return;
 	}
+	if (take_payload_buffer(chan))
+		return;
 	park(chan);
 	buffers_freed(e);
 }
@@ -375,6 +407,10 @@ static void on_payload(struct vu_channel *chan)
 		dev->queued++;
 		if (buf->idx >= dev->data_idx_end)
 			dev->data_idx_end = (uint64_t)buf->idx + 1;
+		/* Packets received ahead of it are in the reorder table: step over them too. */
+		while (dev->next_missing_idx < VU_WIRE_VFIO_IDX_INVALID &&
+		       vu_reorder_contains(&e->reorder, dev->index, dev->next_missing_idx))
+			dev->next_missing_idx++;
 	}
 	dev->packets++;
 	dev->bytes += VU_WIRE_VFIO_HEADER_SIZE + buf->len;
@@ -540,6 +576,9 @@ void vu_destination_switchover(struct vfio_uring_engine *e)
 {
 	for (unsigned i = 0; i < e->n_devices && !e->failed; i++)
 		device_pump(e->devices[i]);
+	/* Channels parked before it resume as writes free room, or the stall is certain now. */
+	if (e->parked && !e->failed)
+		buffers_freed(e);
 }
 
 void vu_destination_finish(struct vfio_uring_engine *e)

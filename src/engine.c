@@ -122,8 +122,6 @@ static int setup_ring(struct vfio_uring_engine *e)
 
 static bool opts_valid(const struct vfio_uring_engine_opts *o)
 {
-	if (o->size < offsetof(struct vfio_uring_engine_opts, flags) + sizeof(o->flags))
-		return false;
 	if (o->side != VFIO_URING_SOURCE && o->side != VFIO_URING_DESTINATION)
 		return false;
 	if (o->ring_entries == 0 || o->ring_entries > 32768)
@@ -144,17 +142,24 @@ static bool opts_valid(const struct vfio_uring_engine_opts *o)
 int vfio_uring_engine_create(const struct vfio_uring_engine_opts *opts,
 			     struct vfio_uring_engine **out)
 {
+	struct vfio_uring_engine_opts o;
 	struct vfio_uring_engine *e;
 	size_t max_request;
 	int ret;
 
-	if (!opts || !out || !opts_valid(opts))
+	if (!opts || !out || opts->size < offsetof(struct vfio_uring_engine_opts, flags) +
+						  sizeof(opts->flags))
+		return -EINVAL;
+	/* A caller built against an older header passes a smaller struct: defaults fill the rest. */
+	vfio_uring_engine_opts_init(&o, opts->side);
+	memcpy(&o, opts, opts->size < sizeof(o) ? opts->size : sizeof(o));
+	o.size = sizeof(o);
+	if (!opts_valid(&o))
 		return -EINVAL;
 	e = calloc(1, sizeof(*e));
 	if (!e)
 		return -ENOMEM;
-	memcpy(&e->opts, opts, sizeof(e->opts));
-	e->opts.size = sizeof(e->opts);
+	e->opts = o;
 
 	/*
 	 * A source buffer holds the whole packet (headers in front of the data, so a packet is
@@ -248,6 +253,8 @@ int vfio_uring_engine_add_device(struct vfio_uring_engine *e,
 	dev->load_config = opts->load_config;
 	dev->done = opts->done;
 	dev->opaque = opts->opaque;
+	if (opts->size >= offsetof(struct vfio_uring_device_opts, flags) + sizeof(opts->flags))
+		dev->config_load_waits = opts->flags & VFIO_URING_DEVICE_F_CONFIG_LOAD_WAITS;
 	dev->state = VFIO_URING_DEVICE_REGISTERED;
 	dev->config_idx = VU_WIRE_VFIO_IDX_INVALID;
 	dev->io.owner = dev;
@@ -352,6 +359,22 @@ int vfio_uring_engine_start(struct vfio_uring_engine *e)
 	return 0;
 }
 
+int vfio_uring_device_config_load_ready(struct vfio_uring_device *dev)
+{
+	if (!dev || dev->engine->opts.side != VFIO_URING_DESTINATION)
+		return -EINVAL;
+	return vu_destination_config_load_ready(dev);
+}
+
+int vfio_uring_engine_config_load_ready(struct vfio_uring_engine *e)
+{
+	if (!e || e->opts.side != VFIO_URING_DESTINATION)
+		return -EINVAL;
+	for (unsigned i = 0; i < e->n_devices; i++)
+		vu_destination_config_load_ready(e->devices[i]);
+	return e->error;
+}
+
 int vfio_uring_engine_switchover_start(struct vfio_uring_engine *e)
 {
 	if (!e || e->opts.side != VFIO_URING_DESTINATION)
@@ -417,6 +440,10 @@ static void finish_device(struct vfio_uring_device *dev, enum vfio_uring_device_
 
 	dev->state = state;
 	dev->fail_pending = false;
+	if (dev->waiting_for_caller) {
+		dev->waiting_for_caller = false;
+		e->waiting_for_caller--;
+	}
 	e->devices_active--;
 	if (dev->done)
 		dev->done(dev->opaque, dev->error);
@@ -589,11 +616,17 @@ static void describe_waits(const struct vfio_uring_engine *e, char *buf, size_t 
 		snprintf(buf + n, n < size ? size - n : 0, " and %u more", e->in_flight - listed);
 }
 
+/* Every device left waits for the caller's config_load_ready(): waiting is the caller's choice. */
+static bool only_caller_awaited(const struct vfio_uring_engine *e)
+{
+	return e->devices_active && e->waiting_for_caller == e->devices_active && !e->failed;
+}
+
 static void check_progress(struct vfio_uring_engine *e, uint64_t now)
 {
 	uint64_t limit = (uint64_t)e->opts.progress_timeout_ms * 1000000u;
 
-	if (!limit || e->failed || e->finishing)
+	if (!limit || e->failed || e->finishing || only_caller_awaited(e))
 		return;
 	if (e->opts.side == VFIO_URING_DESTINATION && !e->switchover)
 		return;
@@ -655,6 +688,8 @@ int vfio_uring_engine_run(struct vfio_uring_engine *e, int timeout_ms)
 		}
 		if (now >= deadline) /* failed and still draining: the error is the answer */
 			return e->failed ? e->error : -ETIMEDOUT;
+		if (only_caller_awaited(e))
+			return -EAGAIN;
 		if (wait_until == UINT64_MAX) {
 			ret = io_uring_submit_and_wait(&e->ring, 1);
 		} else {

@@ -111,12 +111,16 @@ struct vfio_uring_device {
 
 	/* destination */
 	uint32_t next_write_idx;     /* the packet to write next */
+	uint32_t next_missing_idx;   /* the lowest idx not received yet: all below are here or written */
 	uint64_t data_idx_end;       /* 1 + the highest data idx received (0: none) */
 	uint32_t config_idx;         /* the config packet's idx, UINT32_MAX until it arrives */
 	struct vu_buf *config;       /* the config packet, held until its turn */
 	struct vu_buf *writing;      /* the packet being written */
 	size_t write_offset;         /* bytes of it already written */
 	unsigned queued;             /* packets received, waiting for their turn */
+	bool config_load_waits;      /* VFIO_URING_DEVICE_F_CONFIG_LOAD_WAITS */
+	bool config_load_ready;      /* ... and the caller said the config may be loaded */
+	bool waiting_for_caller;     /* all in, only the caller's config_load_ready is missing */
 };
 
 struct vfio_uring_engine {
@@ -149,7 +153,8 @@ struct vfio_uring_engine {
 	unsigned device_io;          /* data fd reads or writes in flight */
 	unsigned device_io_peak;     /* most of them at once */
 	unsigned channels_open;      /* destination: channels not closed by the peer */
-	size_t reserve;              /* destination: pool bytes only a device's next packet may use */
+	size_t reserve;              /* destination: pool bytes only a device's next missing packet may use */
+	unsigned waiting_for_caller; /* destination: devices whose config load waits for the caller */
 	uint64_t channel_ids_seen[VFIO_URING_MAX_CHANNELS / 64]; /* destination: accepted ids */
 
 	/* Waiters for pool space, woken in FIFO order when a buffer comes back. */
@@ -187,6 +192,8 @@ int vu_destination_start(struct vfio_uring_engine *e);
 void vu_destination_switchover(struct vfio_uring_engine *e);
 void vu_destination_recv_done(struct vu_channel *chan, int res);
 void vu_destination_write_done(struct vfio_uring_device *dev, int res);
+/* The caller lets the device's config load: 0, or the device's error when it FAILED. */
+int vu_destination_config_load_ready(struct vfio_uring_device *dev);
 /* Every device done: a receive completing now must carry nothing. */
 void vu_destination_finish(struct vfio_uring_engine *e);
 

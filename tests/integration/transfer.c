@@ -11,7 +11,14 @@
  *
  * usage: transfer --transport tcp|unix --devices N --channels C --sizes S[,S...]
  *                 [--chunk BYTES] [--src-cap BYTES] [--dst-cap BYTES] [--async]
- *                 [--baseline-ring]
+ *                 [--baseline-ring] [--late-switchover MS] [--config-gate before|after]
+ *
+ * --late-switchover MS: the destination runs MS ms before switchover start, as when QEMU's
+ * source starts sending before the destination's VMM has seen the switchover command; with a
+ * small --dst-cap the channels must stop receiving (flow control), hold no more than the cap,
+ * fail nothing, and the migration completes once the switchover starts.
+ * --config-gate: every destination device waits for config_load_ready(), given before the
+ * switchover (before) or once run() says only that is missing (after).
  * Sizes take K/M/G suffixes; device i gets sizes[i % count].
  */
 #include <errno.h>
@@ -28,6 +35,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "vfio-uring.h"
@@ -45,6 +53,8 @@ struct config {
 	unsigned n_sizes;
 	size_t chunk, src_cap, dst_cap;
 	unsigned flags;
+	unsigned late_switchover_ms;
+	const char *config_gate;
 };
 
 struct device {
@@ -245,6 +255,29 @@ static int run_source(const int *socks)
 	return 0;
 }
 
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Config gate, closed: every data byte is written, no config was loaded, no device is done. */
+static void check_all_written_no_config(void)
+{
+	for (unsigned i = 0; i < cfg.devices; i++) {
+		struct stat st;
+
+		if (fstat(devs[i].dst_fd, &st) < 0 || (uint64_t)st.st_size != devs[i].size)
+			FAIL("device %u: %lld of %llu bytes written while the config gate is closed", i,
+			     (long long)st.st_size, (unsigned long long)devs[i].size);
+		if (devs[i].config_loads || devs[i].done_calls)
+			FAIL("device %u: config loaded %u times, done %u times with the gate closed", i,
+			     devs[i].config_loads, devs[i].done_calls);
+	}
+}
+
 static void check_nothing_written(void)
 {
 	for (unsigned i = 0; i < cfg.devices; i++) {
@@ -268,6 +301,8 @@ int main(int argc, char **argv)
 		{ "dst-cap", required_argument, NULL, 'D' },
 		{ "async", no_argument, NULL, 'a' },
 		{ "baseline-ring", no_argument, NULL, 'b' },
+		{ "late-switchover", required_argument, NULL, 'L' },
+		{ "config-gate", required_argument, NULL, 'g' },
 		{ 0 },
 	};
 	struct vfio_uring_engine_opts opts;
@@ -294,6 +329,8 @@ int main(int argc, char **argv)
 		case 'D': cfg.dst_cap = parse_size(optarg); break;
 		case 'a': cfg.flags |= VFIO_URING_ENGINE_F_FORCE_ASYNC_DEVICE_IO; break;
 		case 'b': cfg.flags |= VFIO_URING_ENGINE_F_BASELINE_RING; break;
+		case 'L': cfg.late_switchover_ms = (unsigned)atoi(optarg); break;
+		case 'g': cfg.config_gate = optarg; break;
 		case 's':
 			for (char *tok = strtok(optarg, ","); tok && cfg.n_sizes < 16; tok = strtok(NULL, ","))
 				cfg.sizes[cfg.n_sizes++] = parse_size(tok);
@@ -358,6 +395,8 @@ int main(int argc, char **argv)
 		dopts.load_config = load_config;
 		dopts.done = on_done;
 		dopts.opaque = &devs[i];
+		if (cfg.config_gate)
+			dopts.flags = VFIO_URING_DEVICE_F_CONFIG_LOAD_WAITS;
 		ret = vfio_uring_engine_add_device(e, &dopts, &handles[i]);
 		if (ret)
 			FAIL("destination: add_device: %s", strerror(-ret));
@@ -368,19 +407,23 @@ int main(int argc, char **argv)
 
 	/*
 	 * Before switchover: drive the engine from a poll() loop, as a VMM would, until packets
-	 * are queued (all of them, or as many as a quarter of the cap holds), then look at the
-	 * data fds: nothing may have been written.
+	 * are queued (all of them, or as many as a quarter of the cap holds; or for
+	 * --late-switchover ms), then look at the data fds: nothing may have been written.
 	 */
 	{
 		uint64_t want = total_packets;
 		uint64_t fit = cfg.dst_cap / 4 / (cfg.chunk + 4096);
+		uint64_t late_until = now_ms() + cfg.late_switchover_ms;
 
 		if (fit < want)
 			want = fit ? fit : 1;
 		for (;;) {
 			struct pollfd pfd = { .fd = vfio_uring_engine_get_fd(e), .events = POLLIN };
+			uint64_t now = now_ms();
+			int wait_ms = cfg.late_switchover_ms ? (now < late_until ? (int)(late_until - now) : 0)
+							     : 60000;
 
-			if (poll(&pfd, 1, 60000) <= 0) {
+			if (poll(&pfd, 1, wait_ms) < 0 || (!cfg.late_switchover_ms && pfd.revents == 0)) {
 				vfio_uring_engine_get_stats(e, &est);
 				FAIL("destination: poll timed out before switchover (%llu of %llu packets)",
 				     (unsigned long long)est.packets, (unsigned long long)want);
@@ -391,17 +434,33 @@ int main(int argc, char **argv)
 				FAIL("destination: before switchover: %s", msg);
 			}
 			vfio_uring_engine_get_stats(e, &est);
-			if (est.packets >= want)
+			if (cfg.late_switchover_ms ? now_ms() >= late_until : est.packets >= want)
 				break;
 		}
 		queued_before = est.packets;
+		if (est.buffer_peak > est.buffer_cap)
+			FAIL("destination: buffer peak %llu above cap %llu before switchover",
+			     (unsigned long long)est.buffer_peak, (unsigned long long)est.buffer_cap);
 		check_nothing_written();
 		for (unsigned i = 0; i < cfg.devices; i++)
 			if (devs[i].config_loads)
 				FAIL("device %u: config loaded before switchover", i);
 	}
+	if (cfg.config_gate && strcmp(cfg.config_gate, "before") == 0 &&
+	    (ret = vfio_uring_engine_config_load_ready(e)))
+		FAIL("destination: config_load_ready: %s", strerror(-ret));
 	vfio_uring_engine_switchover_start(e);
 	ret = vfio_uring_engine_run(e, 120000);
+	if (cfg.config_gate && strcmp(cfg.config_gate, "after") == 0) {
+		/* Everything is in and written; only the caller's word is missing. */
+		if (ret != -EAGAIN)
+			FAIL("destination: run returned %d, expected -EAGAIN (waiting for the gate)", ret);
+		check_all_written_no_config();
+		for (unsigned i = 0; i < cfg.devices; i++)
+			if ((ret = vfio_uring_device_config_load_ready(handles[i])))
+				FAIL("device %u: config_load_ready: %s", i, strerror(-ret));
+		ret = vfio_uring_engine_run(e, 120000);
+	}
 	if (ret) {
 		vfio_uring_engine_error(e, &msg);
 		FAIL("destination: run: %s (%s)", strerror(-ret), msg);

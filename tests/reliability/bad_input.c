@@ -9,10 +9,11 @@
 
 #include <errno.h>
 #include <stdlib.h>
-#include <string.h>
 #include <poll.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #define DEV0 "0000:01:00.0/vfio"
 #define DEV1 "0000:01:00.1/vfio"
@@ -637,21 +638,69 @@ static void flood_out_of_order(void)
 	bc_run(&c);
 }
 
-/* Before switchover nothing is written: even in-order packets queue, within the cap. */
+/*
+ * Before switchover nothing is written: in-order packets queue up to the cap, then the
+ * channel stops receiving and the engine waits for switchover start, holding no more than
+ * the cap and failing nothing (flow control, not failure).
+ */
 static void flood_before_switchover(void)
+{
+	struct rl_buf b = { 0 };
+	struct rl_dest_opts o = { .no_switchover = true, .buffer_cap = 1u << 20,
+				  .max_packet_size = 128u << 10, .devices = 2 };
+	struct vfio_uring_engine_stats st;
+	struct rl_dest d;
+	int ret;
+
+	rl_buf_handshake(&b, rl_uuid, 0);
+	for (uint32_t i = 0; i < 64; i++)
+		rl_buf_packet(&b, (i & 1) ? DEV1 : DEV0, (i & 1) ? INST1 : INST0, i / 2, 0, NULL,
+			      64 << 10);
+	ret = rl_dest_init(&d, &o);
+	RL_CHECK(ret == 0, "setup %d", ret);
+	if (ret == 0) {
+		rl_dest_send(&d, 0, &b, RL_END_STALL);
+		ret = vfio_uring_engine_run(d.e, 500);
+		RL_CHECK(ret == -ETIMEDOUT, "run returned %d (%s), expected -ETIMEDOUT: waiting",
+			 ret, strerror(-ret));
+		RL_CHECK(vfio_uring_engine_error(d.e, NULL) == 0, "the engine failed");
+		RL_CHECK(vfio_uring_engine_get_stats(d.e, &st) == 0, "get_stats");
+		printf("before switchover: %llu packets queued, buffer peak %llu of cap %llu\n",
+		       (unsigned long long)st.packets, (unsigned long long)st.buffer_peak,
+		       (unsigned long long)st.buffer_cap);
+		RL_CHECK(st.buffer_peak >= st.buffer_cap / 2, "only %llu bytes queued",
+			 (unsigned long long)st.buffer_peak);
+		RL_CHECK(st.packets < 64, "all %llu packets taken in, beyond the cap",
+			 (unsigned long long)st.packets);
+		rl_check_buffer_peak(d.e);
+		rl_dest_check_none_done(&d);
+		rl_dest_check_written(&d, 0, NULL, 0);
+		rl_dest_check_written(&d, 1, NULL, 0);
+		vfio_uring_engine_cancel(d.e);
+	}
+	rl_dest_fini(&d);
+	rl_buf_free(&b);
+}
+
+/* The same flood with QEMU 10.1's fail-fast limit: -ENOBUFS, naming the limit. */
+static void flood_max_queued_bytes(void)
 {
 	struct bad_case c;
 
 	bc_init(&c);
 	c.o.no_switchover = true;
 	c.o.buffer_cap = 1u << 20;
+	c.o.max_queued_bytes = 512u << 10;
 	c.o.max_packet_size = 128u << 10;
 	c.o.devices = 2;
 	hs(&c, 0);
 	for (uint32_t i = 0; i < 64; i++)
 		rl_buf_packet(&c.b[0], (i & 1) ? DEV1 : DEV0, (i & 1) ? INST1 : INST0, i / 2, 0,
 			      NULL, 64 << 10);
+	c.end[0] = RL_END_STALL;
 	c.expect = VU_EBUFFER_CAP;
+	c.needle1 = "max_queued_bytes of 524288";
+	c.needle2 = "before switchover start";
 	bc_run(&c);
 }
 
@@ -753,6 +802,99 @@ static void announce_big_many_channels(void)
 		 ru1.ru_maxrss - ru0.ru_maxrss);
 	for (int c = 0; c < 8; c++)
 		rl_buf_free(&b[c]);
+}
+
+/* ---- the config-load gate (QEMU 10.1's x-migration-load-config-after-iter) ---------- */
+
+/*
+ * A gated device whose data and config are in waits for the caller: run() says so with
+ * -EAGAIN instead of blocking, the progress timeout does not fire while only the caller is
+ * awaited, and config_load_ready() then loads the config and completes the device.
+ */
+static void config_gate_waits_for_caller(void)
+{
+	static const uint8_t blob[] = "gated config";
+	struct rl_buf b = { 0 };
+	struct rl_dest_opts o = { .config_load_waits = true, .progress_timeout_ms = 200 };
+	struct rl_dest d;
+	size_t elen;
+	uint8_t *exp = expected_stream(2, &elen);
+	int ret;
+
+	rl_buf_handshake(&b, rl_uuid, 0);
+	rl_buf_packet(&b, DEV0, INST0, 0, 0, NULL, PKT);
+	rl_buf_packet(&b, DEV0, INST0, 1, 0, NULL, PKT);
+	rl_buf_config(&b, DEV0, INST0, 2, blob, sizeof(blob));
+	ret = rl_dest_init(&d, &o);
+	RL_CHECK(ret == 0, "setup %d", ret);
+	if (ret == 0) {
+		rl_dest_send(&d, 0, &b, RL_END_STALL);
+		ret = vfio_uring_engine_run(d.e, 5000);
+		RL_CHECK(ret == -EAGAIN, "run returned %d (%s), expected -EAGAIN", ret, strerror(-ret));
+		usleep(400 * 1000); /* twice the progress timeout */
+		ret = vfio_uring_engine_process(d.e);
+		RL_CHECK(ret == 0, "process returned %d (%s) while the caller is awaited", ret,
+			 strerror(-ret));
+		rl_dest_check_written(&d, 0, exp, elen);
+		RL_CHECK(d.d[0].config_calls == 0 && d.d[0].done_calls == 0,
+			 "config loaded %d times, done %d times with the gate closed",
+			 d.d[0].config_calls, d.d[0].done_calls);
+		ret = vfio_uring_device_config_load_ready(d.d[0].dev);
+		RL_CHECK(ret == 0, "config_load_ready returned %d", ret);
+		RL_CHECK(d.d[0].config_calls == 1 && d.d[0].config_len == sizeof(blob),
+			 "config loaded %d times (%zu bytes)", d.d[0].config_calls, d.d[0].config_len);
+		ret = vfio_uring_engine_run(d.e, 5000);
+		RL_CHECK(ret == 0, "run returned %d (%s) after the gate opened", ret, strerror(-ret));
+		RL_CHECK(d.d[0].done_calls == 1 && d.d[0].done_error == 0, "done %d times, error %d",
+			 d.d[0].done_calls, d.d[0].done_error);
+	}
+	rl_dest_fini(&d);
+	rl_buf_free(&b);
+	free(exp);
+}
+
+/*
+ * A gated device that is complete but still waits for the caller when the migration fails
+ * (here: another device never completes and the caller cancels) is FAILED: its config is
+ * never loaded, and opening the gate afterwards returns the device's error.
+ */
+static void config_gate_failed_device(void)
+{
+	static const uint8_t blob[] = "never loaded";
+	struct rl_buf b = { 0 };
+	struct rl_dest_opts o = { .devices = 2, .config_load_waits = true };
+	struct vfio_uring_device_status st;
+	struct rl_dest d;
+	size_t elen;
+	uint8_t *exp = expected_stream(1, &elen);
+	int ret;
+
+	rl_buf_handshake(&b, rl_uuid, 0);
+	rl_buf_packet(&b, DEV0, INST0, 0, 0, NULL, PKT);
+	rl_buf_config(&b, DEV0, INST0, 1, blob, sizeof(blob));
+	rl_buf_packet(&b, DEV1, INST1, 0, 0, NULL, PKT);
+	ret = rl_dest_init(&d, &o);
+	RL_CHECK(ret == 0, "setup %d", ret);
+	if (ret == 0) {
+		rl_dest_send(&d, 0, &b, RL_END_STALL);
+		ret = vfio_uring_engine_run(d.e, 500);
+		RL_CHECK(ret == -ETIMEDOUT, "run returned %d (%s), expected -ETIMEDOUT", ret,
+			 strerror(-ret));
+		rl_dest_check_written(&d, 0, exp, elen);
+		RL_CHECK(vfio_uring_engine_cancel(d.e) == 0, "cancel");
+		ret = vfio_uring_engine_run(d.e, 5000);
+		RL_CHECK(ret == -ECANCELED, "run returned %d after cancel", ret);
+		ret = vfio_uring_device_config_load_ready(d.d[0].dev);
+		RL_CHECK(ret == -ECANCELED, "config_load_ready on a failed device returned %d", ret);
+		RL_CHECK(vfio_uring_device_get_status(d.d[0].dev, &st) == 0 &&
+			 st.state == VFIO_URING_DEVICE_FAILED, "device 0 not FAILED");
+		rl_dest_check_none_done(&d);
+		RL_CHECK(d.d[0].done_calls == 1 && d.d[0].done_error == -ECANCELED,
+			 "done %d times, error %d", d.d[0].done_calls, d.d[0].done_error);
+	}
+	rl_dest_fini(&d);
+	rl_buf_free(&b);
+	free(exp);
 }
 
 /* ---- positive control: the hostile source's encoding is right ----------------------- */
@@ -953,6 +1095,9 @@ static const struct {
 	CASE(garbage_one_byte),
 	CASE(flood_out_of_order),
 	CASE(flood_before_switchover),
+	CASE(flood_max_queued_bytes),
+	CASE(config_gate_waits_for_caller),
+	CASE(config_gate_failed_device),
 	CASE(sparse_idx),
 	CASE(announce_big_many_channels),
 };

@@ -334,6 +334,7 @@ int rl_dest_init(struct rl_dest *d, const struct rl_dest_opts *o)
 	if (o->buffer_cap)
 		eo.buffer_cap = o->buffer_cap;
 	eo.progress_timeout_ms = o->progress_timeout_ms;
+	eo.max_queued_bytes = o->max_queued_bytes;
 	ret = vfio_uring_engine_create(&eo, &d->e);
 	if (ret) {
 		fprintf(stderr, "vfio_uring_engine_create: %s\n", strerror(-ret));
@@ -372,6 +373,8 @@ int rl_dest_init(struct rl_dest *d, const struct rl_dest_opts *o)
 		dopts.load_config = dest_load_config;
 		dopts.done = dest_done;
 		dopts.opaque = dd;
+		if (o->config_load_waits)
+			dopts.flags = VFIO_URING_DEVICE_F_CONFIG_LOAD_WAITS;
 		ret = vfio_uring_engine_add_device(d->e, &dopts, &dd->dev);
 		if (ret) {
 			fprintf(stderr, "add_device: %s\n", strerror(-ret));

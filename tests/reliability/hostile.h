@@ -96,6 +96,8 @@ struct rl_dest_opts {
 	uint32_t max_packet_size;   /* 0 = default */
 	size_t buffer_cap;          /* 0 = default */
 	unsigned progress_timeout_ms;
+	size_t max_queued_bytes;    /* 0 = off (flow control only) */
+	bool config_load_waits;     /* every device: VFIO_URING_DEVICE_F_CONFIG_LOAD_WAITS */
 	bool tcp;
 	bool no_switchover;         /* do not call switchover_start */
 	bool dev_multifd_off[RL_MAX_DEV];
