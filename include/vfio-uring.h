@@ -71,8 +71,20 @@ enum {
 	 * Lets synthetic devices (memfds) behave like real ones for measurement.
 	 */
 	VFIO_URING_ENGINE_F_FORCE_ASYNC_DEVICE_IO = 1u << 0,
-	/** Do not use io_uring setup flags beyond the 5.15 baseline (tests the fallback path). */
+	/*
+	 * Optional kernel features, each of which the engine probes and falls back from; these
+	 * flags switch one off, so that the fallback paths run on a kernel that has the feature
+	 * (docs/KERNELS.md lists the minimum kernel of each).
+	 */
+	/** No io_uring setup flags beyond the 5.15 baseline (SINGLE_ISSUER 6.0, R_DISABLED 5.10). */
 	VFIO_URING_ENGINE_F_BASELINE_RING = 1u << 1,
+	/**
+	 * No MSG_WAITALL on sends and receives: a short transfer comes back to the engine, which
+	 * continues it (what kernels before 5.19 do even with the flag).
+	 */
+	VFIO_URING_ENGINE_F_NO_WAITALL = 1u << 2,
+	/** Leave io-wq's worker limits as they are (IORING_REGISTER_IOWQ_MAX_WORKERS, 5.15). */
+	VFIO_URING_ENGINE_F_NO_IOWQ_LIMITS = 1u << 3,
 };
 
 #define VFIO_URING_DEFAULT_BUFFER_CAP (64u << 20)     /* 64 MiB */

@@ -63,7 +63,8 @@ static void post_recv(struct vu_channel *chan)
 	}
 	sqe = vu_engine_get_sqe(e);
 	/* MSG_WAITALL: the kernel retries short receives itself (5.19+); older ones return short. */
-	io_uring_prep_recv(sqe, chan->fd, dst + chan->received, need - chan->received, MSG_WAITALL);
+	io_uring_prep_recv(sqe, chan->fd, dst + chan->received, need - chan->received,
+			   e->msg_waitall);
 	vu_op_submitted(e, &chan->io, sqe);
 }
 

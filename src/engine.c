@@ -127,7 +127,8 @@ static bool opts_valid(const struct vfio_uring_engine_opts *o)
 	if (o->ring_entries == 0 || o->ring_entries > 32768)
 		return false;
 	if (o->flags & ~(unsigned)(VFIO_URING_ENGINE_F_FORCE_ASYNC_DEVICE_IO |
-				   VFIO_URING_ENGINE_F_BASELINE_RING))
+				   VFIO_URING_ENGINE_F_BASELINE_RING | VFIO_URING_ENGINE_F_NO_WAITALL |
+				   VFIO_URING_ENGINE_F_NO_IOWQ_LIMITS))
 		return false;
 	if (o->side == VFIO_URING_SOURCE) {
 		/* One read is one packet: its payload size must fit the u32 next_packet_size. */
@@ -160,6 +161,7 @@ int vfio_uring_engine_create(const struct vfio_uring_engine_opts *opts,
 	if (!e)
 		return -ENOMEM;
 	e->opts = o;
+	e->msg_waitall = o.flags & VFIO_URING_ENGINE_F_NO_WAITALL ? 0 : MSG_WAITALL;
 
 	/*
 	 * A source buffer holds the whole packet (headers in front of the data, so a packet is
@@ -292,7 +294,8 @@ static void size_workers(struct vfio_uring_engine *e)
 	unsigned limits[2] = { 0, 0 }; /* 0: change nothing; the call returns the limits in force */
 	bool raise = false;
 
-	if (e->devices_active == 0 || io_uring_register_iowq_max_workers(&e->ring, limits) < 0)
+	if (e->devices_active == 0 || (e->opts.flags & VFIO_URING_ENGINE_F_NO_IOWQ_LIMITS) ||
+	    io_uring_register_iowq_max_workers(&e->ring, limits) < 0)
 		return;
 	for (int i = 0; i < 2; i++) {
 		raise |= limits[i] < e->devices_active;

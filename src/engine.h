@@ -128,6 +128,7 @@ struct vfio_uring_engine {
 	struct io_uring ring;
 	bool ring_ready;
 	unsigned ring_flags;         /* the setup flags the kernel accepted */
+	int msg_waitall;             /* MSG_WAITALL, or 0 (VFIO_URING_ENGINE_F_NO_WAITALL) */
 
 	struct vfio_uring_device **devices;
 	unsigned n_devices;

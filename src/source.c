@@ -50,7 +50,7 @@ static void channel_kick(struct vu_channel *chan)
 	sqe = vu_engine_get_sqe(e);
 	/* MSG_WAITALL: the kernel (5.19+) completes short sends itself; older ones come back short. */
 	io_uring_prep_send(sqe, chan->fd, data + chan->send_offset, len - chan->send_offset,
-			   MSG_NOSIGNAL | MSG_WAITALL);
+			   MSG_NOSIGNAL | e->msg_waitall);
 	vu_op_submitted(e, &chan->io, sqe);
 }
 

@@ -76,6 +76,41 @@ static struct device devs[MAX_DEVICES];
 
 #define FAIL(...) do { fprintf(stderr, "FAIL: " __VA_ARGS__); fputc('\n', stderr); exit(1); } while (0)
 
+/*
+ * VU_TEST_ENGINE_FLAGS=baseline-ring,no-waitall,no-iowq-limits switches optional kernel
+ * features off on both sides, so that the whole suite runs on every fallback path (the meson
+ * test setups in tests/meson.build set it).
+ */
+static unsigned env_engine_flags(void)
+{
+	static const struct {
+		const char *name;
+		unsigned flag;
+	} names[] = {
+		{ "baseline-ring", VFIO_URING_ENGINE_F_BASELINE_RING },
+		{ "no-waitall", VFIO_URING_ENGINE_F_NO_WAITALL },
+		{ "no-iowq-limits", VFIO_URING_ENGINE_F_NO_IOWQ_LIMITS },
+	};
+	const char *env = getenv("VU_TEST_ENGINE_FLAGS");
+	char buf[256];
+	unsigned flags = 0;
+
+	if (!env || !*env)
+		return 0;
+	snprintf(buf, sizeof(buf), "%s", env);
+	for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+		size_t i;
+
+		for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+			if (strcmp(tok, names[i].name) == 0)
+				break;
+		if (i == sizeof(names) / sizeof(names[0]))
+			FAIL("VU_TEST_ENGINE_FLAGS: unknown feature \"%s\"", tok);
+		flags |= names[i].flag;
+	}
+	return flags;
+}
+
 static uint64_t parse_size(const char *s)
 {
 	char *end;
@@ -319,6 +354,9 @@ int main(int argc, char **argv)
 			       .chunk = VFIO_URING_DEFAULT_CHUNK_SIZE,
 			       .src_cap = VFIO_URING_DEFAULT_BUFFER_CAP,
 			       .dst_cap = VFIO_URING_DEFAULT_BUFFER_CAP };
+	cfg.flags = env_engine_flags();
+	if (cfg.flags)
+		printf("engine flags from VU_TEST_ENGINE_FLAGS: 0x%x\n", cfg.flags);
 	while ((opt = getopt_long(argc, argv, "", long_opts, NULL)) != -1) {
 		switch (opt) {
 		case 't': cfg.transport = optarg; break;
