@@ -269,6 +269,17 @@ VFIO_URING_API int vfio_uring_engine_start(struct vfio_uring_engine *engine);
 VFIO_URING_API int vfio_uring_engine_switchover_start(struct vfio_uring_engine *engine);
 
 /**
+ * Source: caps the bytes sent on all channels together at bytes_per_second (0: no cap, the
+ * default), for when device state must not starve other traffic on a shared link (QEMU lifts
+ * its own rate limit at switchover: a caller wanting that sets 0 then). Callable at any
+ * time, before start or while the transfer runs; a new cap applies from the next packet.
+ * Every byte of a packet counts (headers included); the handshakes are not delayed.
+ * \return 0, or -EINVAL (NULL, or a destination engine).
+ */
+VFIO_URING_API int vfio_uring_engine_set_rate_limit(struct vfio_uring_engine *engine,
+						    uint64_t bytes_per_second);
+
+/**
  * Destination: the config of a device registered with VFIO_URING_DEVICE_F_CONFIG_LOAD_WAITS
  * may be loaded now (QEMU's DEV_CONFIG_LOAD_READY). If the device's data is all written and
  * its config packet is in, load_config runs inside this call; otherwise as soon as they are.

@@ -27,7 +27,7 @@ static const struct {
 } required_ops[] = {
 	{ IORING_OP_READ, "READ" },         { IORING_OP_WRITE, "WRITE" },
 	{ IORING_OP_SEND, "SEND" },         { IORING_OP_RECV, "RECV" },
-	{ IORING_OP_ASYNC_CANCEL, "ASYNC_CANCEL" },
+	{ IORING_OP_ASYNC_CANCEL, "ASYNC_CANCEL" }, { IORING_OP_TIMEOUT, "TIMEOUT" },
 };
 
 /*
@@ -161,6 +161,7 @@ int vfio_uring_engine_create(const struct vfio_uring_engine_opts *opts,
 	if (!e)
 		return -ENOMEM;
 	e->opts = o;
+	e->pace_timer = (struct vu_op){ .kind = VU_OP_PACE_TIMER, .owner = e };
 	e->msg_waitall = o.flags & VFIO_URING_ENGINE_F_NO_WAITALL ? 0 : MSG_WAITALL;
 
 	/*
@@ -378,6 +379,14 @@ int vfio_uring_engine_config_load_ready(struct vfio_uring_engine *e)
 	return e->error;
 }
 
+int vfio_uring_engine_set_rate_limit(struct vfio_uring_engine *e, uint64_t bytes_per_second)
+{
+	if (!e || e->opts.side != VFIO_URING_SOURCE)
+		return -EINVAL;
+	vu_source_set_rate_limit(e, bytes_per_second);
+	return 0;
+}
+
 int vfio_uring_engine_switchover_start(struct vfio_uring_engine *e)
 {
 	if (!e || e->opts.side != VFIO_URING_DESTINATION)
@@ -422,9 +431,10 @@ void vu_op_submitted(struct vfio_uring_engine *e, struct vu_op *op, struct io_ur
 /* Cancels every operation in flight; their CQEs still arrive and are dispatched. */
 static void cancel_all(struct vfio_uring_engine *e)
 {
-	for (unsigned i = 0; i < e->n_devices + e->n_channels; i++) {
-		struct vu_op *op = i < e->n_devices ? &e->devices[i]->io
-						    : &e->channels[i - e->n_devices].io;
+	for (unsigned i = 0; i <= e->n_devices + e->n_channels; i++) {
+		struct vu_op *op = i < e->n_devices		  ? &e->devices[i]->io
+				   : i < e->n_devices + e->n_channels ? &e->channels[i - e->n_devices].io
+								      : &e->pace_timer;
 		struct io_uring_sqe *sqe;
 
 		if (!op->in_flight)
@@ -550,6 +560,9 @@ static void dispatch(struct vfio_uring_engine *e, struct io_uring_cqe *cqe)
 		break;
 	case VU_OP_DEVICE_WRITE:
 		vu_destination_write_done(op->owner, cqe->res);
+		break;
+	case VU_OP_PACE_TIMER:
+		vu_source_pace_timer_done(op->owner, cqe->res);
 		break;
 	default:
 		__builtin_unreachable();

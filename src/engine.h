@@ -30,12 +30,13 @@ enum vu_op_kind {
 	VU_OP_DEVICE_WRITE,     /* destination: write(data_fd) of a packet's data */
 	VU_OP_CHANNEL_SEND,     /* source: send a handshake or packet */
 	VU_OP_CHANNEL_RECV,     /* destination: receive a handshake, header or payload */
+	VU_OP_PACE_TIMER,       /* source: the bandwidth cap's wait for the next send */
 };
 
 struct vu_op {
 	uint8_t kind;      /* enum vu_op_kind */
 	bool in_flight;
-	void *owner;       /* struct vfio_uring_device * or struct vu_channel * */
+	void *owner;       /* struct vfio_uring_device *, struct vu_channel * or the engine */
 };
 
 /* Destination channel: what the next receive is for. */
@@ -59,6 +60,7 @@ struct vu_channel {
 	uint64_t outstanding;    /* bytes queued or in flight: picks the least loaded channel */
 	size_t send_offset;      /* bytes of the head (or handshake) already sent */
 	bool handshake_pending;  /* the handshake goes out before any packet */
+	bool paced;              /* its next packet waits for the bandwidth cap */
 	uint8_t handshake[VU_WIRE_HANDSHAKE_SIZE];
 
 	/* destination */
@@ -151,6 +153,10 @@ struct vfio_uring_engine {
 	size_t read_size;            /* source: bytes per data fd read (<= chunk_size) */
 	size_t src_ready;            /* source: bytes of packets queued on channels or being sent */
 	size_t src_ready_limit;      /* source: no new read while src_ready is at this */
+	uint64_t rate_limit;         /* source: bytes per second on all channels; 0 = no cap */
+	uint64_t pace_ns;            /* source: when the cap lets the next packet start */
+	struct vu_op pace_timer;     /* source: wakes paced channels at pace_ns */
+	struct __kernel_timespec pace_ts;
 	unsigned device_io;          /* data fd reads or writes in flight */
 	unsigned device_io_peak;     /* most of them at once */
 	unsigned channels_open;      /* destination: channels not closed by the peer */
@@ -187,6 +193,8 @@ const char *vu_side_name(const struct vfio_uring_engine *e);
 int vu_source_start(struct vfio_uring_engine *e);
 void vu_source_read_done(struct vfio_uring_device *dev, int res);
 void vu_source_send_done(struct vu_channel *chan, int res);
+void vu_source_pace_timer_done(struct vfio_uring_engine *e, int res);
+void vu_source_set_rate_limit(struct vfio_uring_engine *e, uint64_t bytes_per_second);
 
 /* destination.c */
 int vu_destination_start(struct vfio_uring_engine *e);

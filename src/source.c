@@ -29,6 +29,48 @@
 #include "engine.h"
 #include "probes.h"
 
+static void arm_pace_timer(struct vfio_uring_engine *e, uint64_t now)
+{
+	struct io_uring_sqe *sqe;
+	uint64_t wait = e->pace_ns - now;
+
+	if (e->pace_timer.in_flight)
+		return; /* it fires no later than pace_ns: the channels check again then */
+	e->pace_ts.tv_sec = (long long)(wait / 1000000000u);
+	e->pace_ts.tv_nsec = (long long)(wait % 1000000000u);
+	sqe = vu_engine_get_sqe(e);
+	io_uring_prep_timeout(sqe, &e->pace_ts, 0, 0);
+	vu_op_submitted(e, &e->pace_timer, sqe);
+}
+
+/*
+ * The bandwidth cap: a virtual clock that each packet moves on by len / rate. A packet may
+ * start when the clock is not ahead of now. The clock moves on from where it was, not from
+ * now, so that the timer's wake-up latency does not add up packet after packet; but it never
+ * lags more than VU_PACE_SLACK_NS behind now, so idle time is not saved up for a burst.
+ * Charged once per packet, when its first byte is sent.
+ */
+#define VU_PACE_SLACK_NS 20000000u /* 20 ms: a timer that wakes late on a busy host */
+
+static bool pace(struct vu_channel *chan, size_t len)
+{
+	struct vfio_uring_engine *e = chan->engine;
+	uint64_t now;
+
+	if (!e->rate_limit)
+		return true;
+	now = vu_now_ns();
+	if (e->pace_ns > now) {
+		chan->paced = true;
+		arm_pace_timer(e, now);
+		return false;
+	}
+	if (e->pace_ns + VU_PACE_SLACK_NS < now)
+		e->pace_ns = now - VU_PACE_SLACK_NS;
+	e->pace_ns += (uint64_t)((unsigned __int128)len * 1000000000u / e->rate_limit);
+	return true;
+}
+
 static void channel_kick(struct vu_channel *chan)
 {
 	struct vfio_uring_engine *e = chan->engine;
@@ -44,6 +86,8 @@ static void channel_kick(struct vu_channel *chan)
 	} else if (chan->send_head) {
 		data = chan->send_head->data;
 		len = chan->send_head->len;
+		if (chan->send_offset == 0 && !pace(chan, len))
+			return; /* the pace timer kicks it */
 	} else {
 		return;
 	}
@@ -302,6 +346,42 @@ void vu_source_read_done(struct vfio_uring_device *dev, int res)
 	buf->idx = dev->next_idx++;
 	queue_packet(dev, buf);
 	device_pump(dev);
+}
+
+static void kick_paced_channels(struct vfio_uring_engine *e)
+{
+	for (unsigned i = 0; i < e->n_channels; i++) {
+		struct vu_channel *chan = &e->channels[i];
+
+		if (chan->paced) {
+			chan->paced = false;
+			channel_kick(chan);
+		}
+	}
+}
+
+void vu_source_pace_timer_done(struct vfio_uring_engine *e, int res)
+{
+	(void)res; /* -ETIME when it expired, -ECANCELED when the cap changed: the same next step */
+	if (!e->failed)
+		kick_paced_channels(e);
+}
+
+void vu_source_set_rate_limit(struct vfio_uring_engine *e, uint64_t bytes_per_second)
+{
+	uint64_t now = vu_now_ns();
+	struct io_uring_sqe *sqe;
+
+	e->rate_limit = bytes_per_second;
+	/* The old rate's debt is forgiven: the new one applies from the next packet on. */
+	if (e->pace_ns > now)
+		e->pace_ns = now;
+	if (!e->pace_timer.in_flight || e->failed)
+		return;
+	/* Wake the waiting channels now rather than at a time computed for the old rate. */
+	sqe = vu_engine_get_sqe(e);
+	io_uring_prep_cancel(sqe, &e->pace_timer, 0);
+	io_uring_sqe_set_data(sqe, NULL);
 }
 
 void vu_source_send_done(struct vu_channel *chan, int res)

@@ -12,11 +12,14 @@
  * usage: transfer --transport tcp|unix --devices N --channels C --sizes S[,S...]
  *                 [--chunk BYTES] [--src-cap BYTES] [--dst-cap BYTES] [--async]
  *                 [--baseline-ring] [--late-switchover MS] [--config-gate before|after]
+ *                 [--rate-limit R[,R2@MS]]
  *
  * --late-switchover MS: the destination runs MS ms before switchover start, as when QEMU's
  * source starts sending before the destination's VMM has seen the switchover command; with a
  * small --dst-cap the channels must stop receiving (flow control), hold no more than the cap,
  * fail nothing, and the migration completes once the switchover starts.
+ * --rate-limit R[,R2@MS]: the source's bandwidth cap (bytes/s), changed to R2 after MS ms;
+ * the source checks its send time is within 10% of what the caps allow.
  * --config-gate: every destination device waits for config_load_ready(), given before the
  * switchover (before) or once run() says only that is missing (after).
  * Sizes take K/M/G suffixes; device i gets sizes[i % count].
@@ -54,6 +57,8 @@ struct config {
 	size_t chunk, src_cap, dst_cap;
 	unsigned flags;
 	unsigned late_switchover_ms;
+	uint64_t rate, rate2;          /* source bandwidth cap, and the cap after rate2_ms */
+	unsigned rate2_ms;
 	const char *config_gate;
 };
 
@@ -109,6 +114,14 @@ static unsigned env_engine_flags(void)
 		flags |= names[i].flag;
 	}
 	return flags;
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 static uint64_t parse_size(const char *s)
@@ -228,11 +241,39 @@ static uint64_t read_size(void)
 	return fit < cfg.chunk ? fit : cfg.chunk;
 }
 
+/*
+ * The bandwidth cap's accuracy: the send time must be within 10% of what the cap(s) allow for
+ * the bytes sent (packets pace; the 64-byte handshakes do not).
+ */
+static void check_rate(struct vfio_uring_engine *e, uint64_t t0, uint64_t t_change,
+		       uint64_t wire_at_change)
+{
+	struct vfio_uring_engine_stats st;
+	uint64_t elapsed = now_ms() - t0, paced;
+	double expect_ms;
+
+	vfio_uring_engine_get_stats(e, &st);
+	paced = st.wire_bytes - 64ull * cfg.channels;
+	if (cfg.rate2_ms)
+		expect_ms = (double)(t_change - t0) +
+			    (double)(st.wire_bytes - wire_at_change) * 1e3 / (double)cfg.rate2;
+	else
+		expect_ms = (double)paced * 1e3 / (double)cfg.rate;
+	printf("rate limit: %llu bytes in %llu ms (%.1f MB/s), %.0f ms expected: %.3fx\n",
+	       (unsigned long long)paced, (unsigned long long)elapsed,
+	       (double)paced / (double)elapsed / 1e3, expect_ms, (double)elapsed / expect_ms);
+	if ((double)elapsed < 0.9 * expect_ms || (double)elapsed > 1.1 * expect_ms)
+		FAIL("source: %llu ms for %llu bytes, %.0f ms expected from the cap (+-10%%)",
+		     (unsigned long long)elapsed, (unsigned long long)paced, expect_ms);
+}
+
 static int run_source(const int *socks)
 {
 	struct vfio_uring_engine_opts opts;
 	struct vfio_uring_engine *e;
 	struct vfio_uring_device *handles[MAX_DEVICES];
+	struct vfio_uring_engine_stats st;
+	uint64_t t0, t_change = 0, wire_at_change = 0;
 	const char *msg;
 	int ret;
 
@@ -262,14 +303,28 @@ static int run_source(const int *socks)
 		if (ret)
 			FAIL("source: add_device: %s", strerror(-ret));
 	}
+	if (cfg.rate && (ret = vfio_uring_engine_set_rate_limit(e, cfg.rate)))
+		FAIL("source: set_rate_limit: %s", strerror(-ret));
+	t0 = now_ms();
 	ret = vfio_uring_engine_start(e);
 	if (ret)
 		FAIL("source: start: %s", strerror(-ret));
+	if (cfg.rate2_ms) {
+		ret = vfio_uring_engine_run(e, (int)cfg.rate2_ms);
+		if (ret != -ETIMEDOUT)
+			FAIL("source: run returned %d before the rate change", ret);
+		vfio_uring_engine_get_stats(e, &st);
+		wire_at_change = st.wire_bytes;
+		t_change = now_ms();
+		vfio_uring_engine_set_rate_limit(e, cfg.rate2);
+	}
 	ret = vfio_uring_engine_run(e, 120000);
 	if (ret) {
 		vfio_uring_engine_error(e, &msg);
 		FAIL("source: run: %s (%s)", strerror(-ret), msg);
 	}
+	if (cfg.rate)
+		check_rate(e, t0, t_change, wire_at_change);
 	for (unsigned i = 0; i < cfg.devices; i++) {
 		struct vfio_uring_device_status st;
 		uint64_t chunks = (devs[i].size + read_size() - 1) / read_size();
@@ -288,14 +343,6 @@ static int run_source(const int *socks)
 	}
 	vfio_uring_engine_destroy(e);
 	return 0;
-}
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 /* Config gate, closed: every data byte is written, no config was loaded, no device is done. */
@@ -338,6 +385,7 @@ int main(int argc, char **argv)
 		{ "baseline-ring", no_argument, NULL, 'b' },
 		{ "late-switchover", required_argument, NULL, 'L' },
 		{ "config-gate", required_argument, NULL, 'g' },
+		{ "rate-limit", required_argument, NULL, 'r' },
 		{ 0 },
 	};
 	struct vfio_uring_engine_opts opts;
@@ -369,6 +417,20 @@ int main(int argc, char **argv)
 		case 'b': cfg.flags |= VFIO_URING_ENGINE_F_BASELINE_RING; break;
 		case 'L': cfg.late_switchover_ms = (unsigned)atoi(optarg); break;
 		case 'g': cfg.config_gate = optarg; break;
+		case 'r': {
+			char *second = strchr(optarg, ',');
+
+			cfg.rate = parse_size(optarg);
+			if (second) {
+				char *at = strchr(second, '@');
+
+				if (!at)
+					FAIL("--rate-limit R,R2@MS");
+				cfg.rate2 = parse_size(second + 1);
+				cfg.rate2_ms = (unsigned)atoi(at + 1);
+			}
+			break;
+		}
 		case 's':
 			for (char *tok = strtok(optarg, ","); tok && cfg.n_sizes < 16; tok = strtok(NULL, ","))
 				cfg.sizes[cfg.n_sizes++] = parse_size(tok);
