@@ -125,7 +125,7 @@ static int parse_device(struct mig_device *d, const struct mig_options *o)
 	memcpy(d->name, d->spec, nl);
 	d->name[nl] = '\0';
 	d->group = at ? atoi(at + 1) : -1;
-	d->fate = MIG_NOT_OPENED;
+	mig_device_fate(d, MIG_NOT_OPENED, "not opened");
 	if (o->config_file)
 		snprintf(d->config_path, sizeof(d->config_path), "%s", o->config_file);
 	if (o->config_dir) {
