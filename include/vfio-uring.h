@@ -130,6 +130,13 @@ struct vfio_uring_engine_opts {
 	size_t max_queued_bytes;
 };
 
+/*
+ * The config blob: the library frames it (QEMU's begin/end markers) and carries it in the
+ * device's last packet; its content belongs to the VMM. With a QEMU peer it must be exactly
+ * QEMU's VMState encoding of the device's config (vmstate_vfio_pci_config for a PCI device): a
+ * QEMU destination rejects anything else, an empty blob included.
+ */
+
 /**
  * Source: hands out the device's config blob, called once when its data stream has ended.
  * Store a pointer in *data and its length in *len; the memory must stay valid until the
