@@ -541,8 +541,13 @@ static void dispatch(struct vfio_uring_engine *e, struct io_uring_cqe *cqe)
 	struct vu_op *op = io_uring_cqe_get_data(cqe);
 
 	e->completions++;
-	if (!op)
-		return; /* a cancel request's own completion */
+	/*
+	 * NULL: a cancel request's own completion. LIBURING_UDATA_TIMEOUT: on kernels without
+	 * IORING_FEAT_EXT_ARG (before 5.11), io_uring_submit_and_wait_timeout() queues a timeout
+	 * of its own, whose completion carries that user_data.
+	 */
+	if (!op || cqe->user_data == LIBURING_UDATA_TIMEOUT)
+		return;
 	op->in_flight = false;
 	e->in_flight--;
 	if (is_device_io(op))
