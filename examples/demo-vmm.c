@@ -2,6 +2,9 @@
 /*
  * The example VMMs' plumbing (see demo-vmm.h): nothing here is about the event loop.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* memfd_create, accept4, RUSAGE_THREAD */
+#endif
 #include "demo-vmm.h"
 
 #include <arpa/inet.h>
@@ -361,8 +364,9 @@ int demo_report(const char *side, struct vfio_uring_engine *engine, int result,
 
 	vfio_uring_engine_get_stats(engine, &es);
 	if (result > 0) {
-		printf("%s: migrated %u devices, %llu bytes in %.1f ms\n", side, n,
-		       (unsigned long long)es.bytes, (double)(s->end_ns - s->start_ns) / 1e6);
+		printf("%s: migrated %u devices, %llu bytes in %.1f ms, buffers peak %.1f of %.1f MiB\n",
+		       side, n, (unsigned long long)es.bytes, (double)(s->end_ns - s->start_ns) / 1e6,
+		       (double)es.buffer_peak / (1 << 20), (double)es.buffer_cap / (1 << 20));
 	} else {
 		vfio_uring_engine_error(engine, &why);
 		printf("%s: migration failed: %d (%s): %s\n", side, result, strerror(-result), why);

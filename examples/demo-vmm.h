@@ -96,7 +96,8 @@ void demo_stats_stop(struct demo_loop_stats *s);
 
 /*
  * Prints the outcome (the lines the tests read):
- *   <side>: migrated N devices, B bytes in T ms          or   <side>: migration failed: ...
+ *   <side>: migrated N devices, B bytes in T ms, buffers peak P of C MiB
+ *   or <side>: migration failed: E (strerror): message
  *   <side>: timer ticks N, largest gap G ms, O ms without CPU waits
  *   <side>: process() calls N, longest P ms (cpu C ms), slept S times
  * and each device's status. Call before vfio_uring_engine_destroy(): the messages are the

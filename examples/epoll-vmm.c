@@ -405,7 +405,12 @@ int main(int argc, char **argv)
 		demo_stats_stop(&v.stats);
 	}
 
-	/* Outside of any engine call, with every device reported: the safe place to tear down. */
+	/*
+	 * Outside of any engine call, with every device reported: the safe place to tear down.
+	 * A VMM's loop goes on, so it stops watching the fd that destroy() will close.
+	 */
+	if (epoll_ctl(v.epoll_fd, EPOLL_CTL_DEL, vfio_uring_engine_get_fd(v.engine), NULL) < 0)
+		perror("epoll_ctl");
 	status = demo_report(v.side, v.engine, v.result, v.devs, v.opts.devices, &v.stats);
 	if (!v.opts.source && v.result > 0) {
 		for (unsigned i = 0; i < v.opts.devices; i++)
