@@ -109,8 +109,8 @@ static void device_done(void *opaque, int error)
 
 /*
  * Lets the engine work. Called when its fd is readable, and right after every call that
- * changes its state from outside (switchover_start(), cancel()): the I/O those queue reaches
- * the kernel only in process(), and nothing else would make the fd readable.
+ * changes its state from outside (switchover_start(), cancel()), so that the outcome they
+ * may already have decided (every device done, or -ECANCELED) is acted on at once.
  */
 static void poll_engine(struct vmm *v)
 {

@@ -16,6 +16,12 @@
  * fds); the engine never closes them. When a migration fails the engine shuts the channel
  * sockets down (shutdown(2), not close) so that the peer sees the failure at once.
  *
+ * Callbacks (save_config, load_config, done) run inside process(), run(), switchover_start(),
+ * cancel(), config_load_ready() and destroy(). From a callback the caller may call
+ * vfio_uring_engine_cancel() and the read-only queries (status, stats, error, names); never
+ * process(), run(), switchover_start() or destroy(): record what happened, act from the loop
+ * (docs/EMBEDDING.md).
+ *
  * Return contract: functions returning int return 0 (or a non-negative value where stated)
  * on success and a negated errno on failure. Nothing calls exit() or prints.
  *
@@ -152,8 +158,8 @@ typedef int (*vfio_uring_load_config_fn)(void *opaque, const void *data, size_t 
 
 /**
  * Called once when the device leaves ACTIVE: error 0 when it is DONE, else the negated errno
- * it FAILED with (a VMM resumes a source device here). The engine may not be re-entered
- * from this callback.
+ * it FAILED with (a VMM resumes a source device here). See "Callbacks" above for what it may
+ * call.
  */
 typedef void (*vfio_uring_device_done_fn)(void *opaque, int error);
 

@@ -135,6 +135,8 @@ static void load_config(struct vfio_uring_device *dev)
 		ret = dev->load_config(dev->opaque, blob, blob_len);
 	dev->config = NULL;
 	vu_pool_put(&e->pool, buf);
+	if (e->failed)
+		return; /* the callback cancelled the migration: the device is FAILED already */
 	if (ret < 0) {
 		vu_engine_fail(e, dev, NULL, ret, "load_config callback failed: %s", strerror(-ret));
 		return;

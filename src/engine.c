@@ -363,11 +363,28 @@ int vfio_uring_engine_start(struct vfio_uring_engine *e)
 	return 0;
 }
 
+/*
+ * A call from the caller (not from a completion) that queued SQEs hands them to the kernel
+ * before it returns: a caller sleeping in poll() on the ring fd would otherwise wait for
+ * completions of operations the kernel has never seen.
+ */
+static void submit_queued(struct vfio_uring_engine *e)
+{
+	if (e->started && io_uring_sq_ready(&e->ring)) {
+		io_uring_submit(&e->ring);
+		e->ring_enters++;
+	}
+}
+
 int vfio_uring_device_config_load_ready(struct vfio_uring_device *dev)
 {
+	int ret;
+
 	if (!dev || dev->engine->opts.side != VFIO_URING_DESTINATION)
 		return -EINVAL;
-	return vu_destination_config_load_ready(dev);
+	ret = vu_destination_config_load_ready(dev);
+	submit_queued(dev->engine);
+	return ret;
 }
 
 int vfio_uring_engine_config_load_ready(struct vfio_uring_engine *e)
@@ -376,6 +393,7 @@ int vfio_uring_engine_config_load_ready(struct vfio_uring_engine *e)
 		return -EINVAL;
 	for (unsigned i = 0; i < e->n_devices; i++)
 		vu_destination_config_load_ready(e->devices[i]);
+	submit_queued(e);
 	return e->error;
 }
 
@@ -384,6 +402,7 @@ int vfio_uring_engine_set_rate_limit(struct vfio_uring_engine *e, uint64_t bytes
 	if (!e || e->opts.side != VFIO_URING_SOURCE)
 		return -EINVAL;
 	vu_source_set_rate_limit(e, bytes_per_second);
+	submit_queued(e);
 	return 0;
 }
 
@@ -398,6 +417,7 @@ int vfio_uring_engine_switchover_start(struct vfio_uring_engine *e)
 	e->last_progress_ns = vu_now_ns();
 	if (e->started && !e->failed)
 		vu_destination_switchover(e);
+	submit_queued(e);
 	return 0;
 }
 
@@ -447,6 +467,11 @@ static void cancel_all(struct vfio_uring_engine *e)
 	}
 }
 
+/*
+ * The done callback runs last, once the engine's state says what happened (the last DONE
+ * device has set `finishing`), so that a callback calling vfio_uring_engine_cancel() or a
+ * query sees the engine as it is.
+ */
 static void finish_device(struct vfio_uring_device *dev, enum vfio_uring_device_state state)
 {
 	struct vfio_uring_engine *e = dev->engine;
@@ -458,6 +483,11 @@ static void finish_device(struct vfio_uring_device *dev, enum vfio_uring_device_
 		e->waiting_for_caller--;
 	}
 	e->devices_active--;
+	if (state == VFIO_URING_DEVICE_DONE && e->devices_active == 0 && !e->failed) {
+		e->finishing = true;
+		if (e->opts.side == VFIO_URING_DESTINATION)
+			vu_destination_finish(e);
+	}
 	if (dev->done)
 		dev->done(dev->opaque, dev->error);
 }
@@ -482,11 +512,6 @@ void vu_device_done(struct vfio_uring_device *dev)
 	VU_PROBE(device_done, (int)e->opts.side, dev->idstr, dev->instance_id, dev->bytes,
 		 vu_now_ns() - dev->started_ns);
 	finish_device(dev, VFIO_URING_DEVICE_DONE);
-	if (e->devices_active == 0 && !e->failed) {
-		e->finishing = true;
-		if (e->opts.side == VFIO_URING_DESTINATION)
-			vu_destination_finish(e);
-	}
 }
 
 void vu_engine_fail(struct vfio_uring_engine *e, struct vfio_uring_device *dev,
@@ -660,6 +685,16 @@ static void check_progress(struct vfio_uring_engine *e, uint64_t now)
 	}
 }
 
+static void enter_failed(struct vfio_uring_engine *e, int ret)
+{
+	if (ret == -EEXIST && (e->ring_flags & IORING_SETUP_SINGLE_ISSUER))
+		vu_engine_fail(e, NULL, NULL, ret,
+			       "io_uring_enter failed: called from a thread other than the one that "
+			       "started the engine (the ring is SINGLE_ISSUER)");
+	else
+		vu_engine_fail(e, NULL, NULL, ret, "io_uring_enter failed: %s", strerror(-ret));
+}
+
 int vfio_uring_engine_process(struct vfio_uring_engine *e)
 {
 	int ret;
@@ -671,7 +706,7 @@ int vfio_uring_engine_process(struct vfio_uring_engine *e)
 		ret = io_uring_submit_and_get_events(&e->ring);
 		e->ring_enters++;
 		if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY)
-			vu_engine_fail(e, NULL, NULL, ret, "io_uring_enter failed: %s", strerror(-ret));
+			enter_failed(e, ret);
 		if (reap(e) == 0)
 			break;
 	}
@@ -722,7 +757,7 @@ int vfio_uring_engine_run(struct vfio_uring_engine *e, int timeout_ms)
 		}
 		e->ring_enters++;
 		if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY)
-			vu_engine_fail(e, NULL, NULL, ret, "io_uring_enter failed: %s", strerror(-ret));
+			enter_failed(e, ret);
 		reap(e);
 	}
 	return ret > 0 ? 0 : ret;
@@ -741,6 +776,7 @@ int vfio_uring_engine_cancel(struct vfio_uring_engine *e)
 		return -EINVAL;
 	if (e->started && !e->finishing)
 		vu_engine_fail(e, NULL, NULL, -ECANCELED, "cancelled by the caller");
+	submit_queued(e);
 	return 0;
 }
 

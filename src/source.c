@@ -170,6 +170,8 @@ static bool queue_config(struct vfio_uring_device *dev)
 		if (dev->save_config) {
 			int ret = dev->save_config(dev->opaque, &dev->config_blob, &dev->config_len);
 
+			if (e->failed)
+				return true; /* the callback cancelled the migration */
 			if (ret < 0 || (dev->config_len && !dev->config_blob)) {
 				ret = ret < 0 ? ret : -EINVAL;
 				vu_engine_fail(e, dev, NULL, ret, "save_config callback failed: %s",

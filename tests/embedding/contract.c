@@ -6,9 +6,6 @@
  *
  * Two engines run in this thread, connected by AF_UNIX socketpairs; devices are memfds.
  * usage: contract CASE    exit 0 pass, 1 fail, 77 skip.
- *
- * Cases that meson.build marks should_fail assert what the contract should be and fail
- * today (a library bug, reported with the case); remove should_fail when it is fixed.
  */
 #include <errno.h>
 #include <poll.h>
@@ -249,9 +246,8 @@ static void cancel_in_done(void)
 /*
  * cancel() from the LAST device's done callback: every device is DONE, all data was sent,
  * so the peer succeeds; cancel() should then be the no-op it is once the engine finished.
- * KNOWN BUG: the engine marks itself finished only after the last done callback returns,
- * so this cancel fails an engine whose devices are all DONE (-ECANCELED) while the peer
- * reports success: the two sides disagree.
+ * (Until 0.2 the engine marked itself finished only after the last done callback returned,
+ * so this cancel failed an engine whose devices were all DONE while the peer succeeded.)
  */
 static void cancel_in_last_done(void)
 {
@@ -274,9 +270,8 @@ static void cancel_in_last_done(void)
 
 /*
  * cancel() from load_config(), which then returns 0: the device must report exactly once.
- * KNOWN BUG: cancel() fails the device (done(-ECANCELED)), then load_config's return of 0
- * completes it (done(-ECANCELED) again, state DONE) and the engine's count of active devices
- * wraps. Returning a negated errno from load_config is the way to fail a device there.
+ * (Until 0.2 load_config's return of 0 then completed it as well: done(-ECANCELED) twice and
+ * the engine's count of active devices wrapped.)
  */
 static void cancel_in_load_config(void)
 {
@@ -388,9 +383,9 @@ static void switchover_then_process(void)
 
 /*
  * A loop that just waits for the engine's fd after switchover_start() must be woken.
- * KNOWN BUG: switchover_start() only queues the first writes; they reach the kernel in the
- * next process(), and with every packet already received nothing else completes: the fd
- * never becomes readable and such a VMM waits forever.
+ * (Until 0.2 switchover_start() only queued the first writes: with every packet already
+ * received nothing else completed, the fd never became readable and such a VMM waited
+ * forever.)
  */
 static void switchover_wakes_fd(void)
 {
