@@ -29,7 +29,8 @@
  *          5: end channel     [ch]    (nothing more is written to it)
  *     A packet that does not fit in the channel's 64 KiB is left out whole.
  *   mode bit 1: call switchover_start only after every byte was sent and every channel shut
- *     down (until then packets stay queued within the cap)
+ *     down, or once the engine stopped taking bytes (until then packets stay queued within
+ *     the cap; a full cap stops the channels, flow control, until switchover start)
  *   mode bit 2: a small buffer cap (16 KiB: one largest packet) instead of 64 KiB
  *   mode bit 3: VFIO_URING_ENGINE_F_FORCE_ASYNC_DEVICE_IO (writes in io_uring workers)
  *   mode bit 4: VFIO_URING_ENGINE_F_BASELINE_RING
@@ -374,6 +375,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 	long deadline;
 	const char *msg = NULL;
 	bool switched;
+	unsigned stalled_rounds = 0;
+	uint64_t last_wire_bytes = 0;
 
 	memset(s, 0, sizeof(s));
 	memset(d, 0, sizeof(d));
@@ -455,14 +458,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 			if (st->len != SIZE_MAX)
 				pfd[n++] = (struct pollfd){ .fd = socks[c][1], .events = POLLOUT };
 		}
-		if (n == 0 && !switched) {
-			/* a complete stream may wait for switchover: everything is sent now */
+		if (!switched && (n == 0 || stalled_rounds >= 2)) {
+			/*
+			 * A complete stream may wait for switchover: everything is sent now, or the
+			 * engine stopped receiving because its cap is full (it waits for switchover).
+			 */
 			ASSERT(vfio_uring_engine_switchover_start(e) == 0, "late switchover");
 			switched = true;
 		}
 		pfd[n++] = (struct pollfd){ .fd = vfio_uring_engine_get_fd(e), .events = POLLIN };
 		poll(pfd, (nfds_t)n, 5);
 		rc = vfio_uring_engine_process(e);
+		ASSERT(vfio_uring_engine_get_stats(e, &stats) == 0, "stats");
+		stalled_rounds = stats.wire_bytes == last_wire_bytes ? stalled_rounds + 1 : 0;
+		last_wire_bytes = stats.wire_bytes;
 		ASSERT(now_ms() < deadline, "HANG: the engine did not finish in 10 s (mode %u)",
 		       mode);
 	}
