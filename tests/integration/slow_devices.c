@@ -279,6 +279,7 @@ int main(int argc, char **argv)
 		files[2 * i + 1] = (struct devmodel_file){ DEVMODEL_SINK, d->dst_mem, cfg.rate, 0 };
 	}
 	ret = devmodel_create(files, 2 * cfg.devices, &model, why, sizeof(why));
+	free(files);
 	if (ret)
 		DIE("device model: %s (%s)", why, strerror(-ret));
 	for (unsigned i = 0; i < cfg.devices; i++) {
@@ -406,5 +407,11 @@ int main(int argc, char **argv)
 	CHECK(est.device_io_peak == cfg.devices,
 	      "destination: %llu device writes in flight at most, want all %u devices written "
 	      "at once", (unsigned long long)est.device_io_peak, cfg.devices);
+	for (unsigned i = 0; i < cfg.devices; i++) {
+		close(devs[i].src_mem);
+		close(devs[i].dst_mem);
+	}
+	free(devs);
+	munmap(rep, sizeof(*rep));
 	return check_result();
 }
