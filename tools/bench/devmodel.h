@@ -40,7 +40,8 @@ struct devmodel_stats {
 	uint64_t write_requests, write_bytes; /* sink files */
 	uint64_t reads_peak;   /* most read requests in the server at once (all files) */
 	uint64_t writes_peak;  /* most write requests in the server at once */
-	double cpu_s;          /* the server process's CPU time; only from devmodel_destroy() */
+	double cpu_s;          /* the server's CPU serving requests (its start-up, which maps
+				* the sources, excluded); only from devmodel_destroy() */
 };
 
 struct devmodel;
