@@ -12,8 +12,8 @@
  * Why a server process of its own (rather than threads of the caller): the bench's runner
  * forks the source and destination processes and measures each with wait4(); with the
  * server outside both, its CPU is "the device", counted in neither side. A forked child
- * also inherits the parent's resident memory in its RSS, and the server's per-thread
- * request buffers (about 1 MiB each, two per device) would inflate both sides' peak RSS.
+ * also inherits the parent's resident memory in its RSS, and the server's request buffers
+ * (about 1 MiB per thread, a thread per file) would inflate both sides' peak RSS.
  * Last, a child forked while server threads hold libfuse or model locks would inherit
  * them locked; with no server thread in the caller, fork() stays as safe as before.
  *

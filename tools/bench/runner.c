@@ -162,14 +162,14 @@ static int model_start(const struct bench_cfg *cfg, unsigned devices, bool src, 
 	int err;
 
 	memset(rm, 0, sizeof(*rm));
-	rm->n = devices;
 	rm->src_fds = src ? malloc(devices * sizeof(int)) : NULL;
 	rm->dst_fds = dst ? malloc(devices * sizeof(int)) : NULL;
 	if (!files || (src && !rm->src_fds) || (dst && !rm->dst_fds)) {
 		free(files);
-		model_stop(rm, NULL);
+		model_stop(rm, NULL); /* rm->n is 0: no fd to close yet */
 		return -ENOMEM;
 	}
+	rm->n = devices;
 	for (unsigned d = 0; d < devices; d++) {
 		if (src)
 			files[n++] = (struct devmodel_file){ DEVMODEL_SOURCE, dc.src[d],
