@@ -74,7 +74,31 @@ struct bench_cfg {
 	uint64_t sweep_total;      /* bytes per sweep point (split over the devices) */
 	bool sweep_short;
 	bool corrupt_for_test;     /* flip one destination byte before verifying (tests) */
+	/*
+	 * Device model (devmodel.h): with a rate, a side's engine reads or writes FUSE files that
+	 * pace every request like a device, in front of the same memfds. 0 = plain memfds;
+	 * BENCH_RATE_UNLIMITED = the model without pacing (its own overhead only).
+	 */
+	uint64_t device_rate;      /* source, bytes/s per device */
+	uint64_t dst_device_rate;  /* destination (defaults to device_rate) */
+	unsigned device_latency_us;
+	unsigned sweep_devs[16];   /* --sweep-devices; 0 entries = the default list */
+	unsigned sweep_ndevs;
 };
+
+#define BENCH_RATE_UNLIMITED UINT64_MAX
+static inline bool bench_src_model(const struct bench_cfg *cfg)
+{
+	return cfg->device_rate != 0;
+}
+static inline bool bench_dst_model(const struct bench_cfg *cfg)
+{
+	return cfg->dst_device_rate != 0;
+}
+static inline bool bench_model(const struct bench_cfg *cfg)
+{
+	return bench_src_model(cfg) || bench_dst_model(cfg);
+}
 
 /* What one side's process reports back (through a pipe, or over the control socket). */
 struct side_result {
@@ -86,7 +110,7 @@ struct side_result {
 	uint64_t buffer_peak;      /* uring engine: payload bytes held at most */
 	bool config_ok;            /* destination: every config blob arrived intact, once */
 	bool dest_failed;          /* source: the destination sent 'F' */
-	/* Filled by the parent from wait4(2). */
+	/* Filled by the parent from wait4(2) (and, for the device model, its own counters). */
 	double cpu_s;
 	long maxrss_kib;
 	long ctx_switches;
@@ -103,7 +127,8 @@ struct side_ctx {
 	int ctrl;                  /* control connection */
 	int *chans;                /* data connections */
 	unsigned nchan;
-	int *dev_fds;              /* source: memfds read as streams; destination: memfd sinks */
+	int *dev_fds;              /* source: memfds read as streams; destination: memfd sinks;
+				    * with --device-rate: the device model's files in front of them */
 	unsigned ndev;
 	uint64_t dev_size;
 	size_t chunk;

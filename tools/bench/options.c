@@ -2,6 +2,8 @@
 /* Command line. */
 #include "bench.h"
 
+#include "devmodel.h"
+
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -39,6 +41,14 @@ void options_usage(FILE *f)
 "  --sweep-out PREFIX     sweep output prefix (default bench-sweep: .csv .png .svg)\n"
 "  --sweep-total S        bytes per sweep point, split over the devices (default 1G)\n"
 "  --sweep-short          fewer sweep points (for tests)\n"
+"  --sweep-devices LIST   device counts of the sweep (default 1,2,4,8,16,32,64)\n"
+"  --device-rate RATE     slow devices: every data fd read/write goes through the device\n"
+"                         model (FUSE files paced at RATE bytes/s per device, K/M/G;\n"
+"                         'unlimited' = the model's own overhead only); needs root and\n"
+"                         /dev/fuse. The report adds the device-bound ideal; --sweep then\n"
+"                         sweeps the device count only\n"
+"  --dst-device-rate RATE destination devices only (default: --device-rate)\n"
+"  --device-latency USEC  added to every device read/write request (default 0)\n"
 "  --corrupt-for-test     flip one received byte before verifying (tests the verifier)\n"
 "  -h, --help\n");
 }
@@ -111,8 +121,39 @@ enum {
 	OPT_ENGINES = 256, OPT_DEVICES, OPT_SIZE, OPT_CHANNELS, OPT_CHUNK, OPT_REPEAT,
 	OPT_TRANSPORT, OPT_DEVMODE, OPT_DELAY, OPT_CAP, OPT_JSON, OPT_PROGRESS, OPT_NOPROGRESS,
 	OPT_QUIET, OPT_TIMEOUT, OPT_SEED, OPT_LISTEN, OPT_CONNECT, OPT_SWEEP, OPT_SWEEP_OUT,
-	OPT_SWEEP_TOTAL, OPT_SWEEP_SHORT, OPT_CORRUPT, OPT_SRC_CAP,
+	OPT_SWEEP_TOTAL, OPT_SWEEP_SHORT, OPT_CORRUPT, OPT_SRC_CAP, OPT_DEV_RATE, OPT_DST_DEV_RATE,
+	OPT_DEV_LATENCY, OPT_SWEEP_DEVS,
 };
+
+static int parse_rate(const char *s, uint64_t *out)
+{
+	int err;
+
+	if (!strcmp(s, "unlimited")) {
+		*out = BENCH_RATE_UNLIMITED;
+		return 0;
+	}
+	err = parse_size(s, out);
+	return err ? err : *out ? 0 : -ERANGE;
+}
+
+static int parse_devs(const char *s, struct bench_cfg *cfg)
+{
+	char *copy = strdup(s), *save = NULL, *tok;
+	int err = 0;
+
+	if (!copy)
+		return -ENOMEM;
+	cfg->sweep_ndevs = 0;
+	for (tok = strtok_r(copy, ",", &save); tok && !err; tok = strtok_r(NULL, ",", &save)) {
+		if (cfg->sweep_ndevs == sizeof(cfg->sweep_devs) / sizeof(cfg->sweep_devs[0]))
+			err = -E2BIG;
+		else
+			err = parse_uint(tok, 1, 4096, &cfg->sweep_devs[cfg->sweep_ndevs++]);
+	}
+	free(copy);
+	return err ? err : cfg->sweep_ndevs ? 0 : -EINVAL;
+}
 
 int options_parse(int argc, char **argv, struct bench_cfg *cfg)
 {
@@ -141,10 +182,15 @@ int options_parse(int argc, char **argv, struct bench_cfg *cfg)
 		{ "sweep-total", required_argument, NULL, OPT_SWEEP_TOTAL },
 		{ "sweep-short", no_argument, NULL, OPT_SWEEP_SHORT },
 		{ "corrupt-for-test", no_argument, NULL, OPT_CORRUPT },
+		{ "device-rate", required_argument, NULL, OPT_DEV_RATE },
+		{ "dst-device-rate", required_argument, NULL, OPT_DST_DEV_RATE },
+		{ "device-latency", required_argument, NULL, OPT_DEV_LATENCY },
+		{ "sweep-devices", required_argument, NULL, OPT_SWEEP_DEVS },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	uint64_t v;
+	bool dst_rate_set = false;
 	int c;
 
 	*cfg = (struct bench_cfg){
@@ -222,6 +268,15 @@ int options_parse(int argc, char **argv, struct bench_cfg *cfg)
 		case OPT_SWEEP_TOTAL: err = parse_size(optarg, &cfg->sweep_total); break;
 		case OPT_SWEEP_SHORT: cfg->sweep_short = true; break;
 		case OPT_CORRUPT: cfg->corrupt_for_test = true; break;
+		case OPT_DEV_RATE: err = parse_rate(optarg, &cfg->device_rate); break;
+		case OPT_DST_DEV_RATE:
+			err = parse_rate(optarg, &cfg->dst_device_rate);
+			dst_rate_set = true;
+			break;
+		case OPT_DEV_LATENCY:
+			err = parse_uint(optarg, 0, 10000000, &cfg->device_latency_us);
+			break;
+		case OPT_SWEEP_DEVS: err = parse_devs(optarg, cfg); break;
 		case 'h': options_usage(stdout); exit(0);
 		default: options_usage(stderr); return -EINVAL;
 		}
@@ -246,6 +301,23 @@ int options_parse(int argc, char **argv, struct bench_cfg *cfg)
 	if ((cfg->listen || cfg->connect) && cfg->sweep) {
 		fprintf(stderr, "vfio-uring-bench: --sweep runs on one host\n");
 		return -EINVAL;
+	}
+	if (!dst_rate_set)
+		cfg->dst_device_rate = cfg->device_rate;
+	if (cfg->device_latency_us && !bench_model(cfg)) {
+		fprintf(stderr, "vfio-uring-bench: --device-latency needs --device-rate or "
+				"--dst-device-rate\n");
+		return -EINVAL;
+	}
+	if (bench_model(cfg)) {
+		char why[200];
+
+		/* Say it now, not after the first run. */
+		if (devmodel_available(why, sizeof(why))) {
+			fprintf(stderr, "vfio-uring-bench: --device-rate: the device model cannot "
+					"run: %s\n", why);
+			return -ENODEV;
+		}
 	}
 	return 0;
 }

@@ -72,6 +72,50 @@ void variant_label(const struct run_params *p, char *out, size_t len)
 		snprintf(out, len, "%s", engine_name(p->engine));
 }
 
+/*
+ * The device-bound ideal of a run with the device model: the time the devices alone need.
+ * Each device is read at the source rate and written at the destination rate, in chunks,
+ * each read or write request costing latency + bytes/rate; with every device busy from start
+ * to end, the slower side's whole stream plus one chunk on the faster side (the first chunk
+ * must be read before it can be written, the last written after it was read). A delayed
+ * switchover holds every destination write until it starts.
+ * 0 without a model or with unlimited rates.
+ */
+double device_ideal_s(const struct bench_cfg *cfg, const struct run_params *p)
+{
+	double lat = cfg->device_latency_us * 1e-6;
+	double chunk = (double)(p->chunk < p->size ? p->chunk : p->size);
+	double reqs = p->chunk ? (double)((p->size + p->chunk - 1) / p->chunk) : 0;
+	double src = 0, dst = 0, src_chunk = 0, dst_chunk = 0, ideal;
+	bool src_paced = bench_src_model(cfg) && cfg->device_rate != BENCH_RATE_UNLIMITED;
+	bool dst_paced = bench_dst_model(cfg) && cfg->dst_device_rate != BENCH_RATE_UNLIMITED;
+
+	if (!src_paced && !dst_paced)
+		return 0;
+	if (src_paced) {
+		src = reqs * lat + (double)p->size / (double)cfg->device_rate;
+		src_chunk = lat + chunk / (double)cfg->device_rate;
+	}
+	if (dst_paced) {
+		dst = reqs * lat + (double)p->size / (double)cfg->dst_device_rate;
+		dst_chunk = lat + chunk / (double)cfg->dst_device_rate;
+	}
+	ideal = src + dst_chunk > src_chunk + dst ? src + dst_chunk : src_chunk + dst;
+	if (cfg->switchover_delay_ms && cfg->switchover_delay_ms / 1000.0 + dst > ideal)
+		ideal = cfg->switchover_delay_ms / 1000.0 + dst;
+	return ideal;
+}
+
+static void rate_str(uint64_t rate, char *out, size_t len)
+{
+	if (!rate)
+		snprintf(out, len, "memfd (no model)");
+	else if (rate == BENCH_RATE_UNLIMITED)
+		snprintf(out, len, "unpaced");
+	else
+		snprintf(out, len, "%.1f MiB/s", rate / 1048576.0);
+}
+
 /* The reference for ratios: `uring` in async device mode (like a real VFIO fd) if it ran. */
 static const struct run_stats *reference(struct run_stats *st, unsigned n,
 					 const struct run_params *like)
@@ -156,6 +200,8 @@ static void ratio(FILE *f, double v, double ref)
 void report_table(FILE *f, const struct bench_cfg *cfg, struct run_stats *st, unsigned n)
 {
 	const struct run_stats *ref = reference(st, n, NULL);
+	bool model = bench_model(cfg);
+	double ideal = n ? device_ideal_s(cfg, &st[0].p) : 0;
 	char label[48];
 
 	if (!n)
@@ -167,16 +213,38 @@ void report_table(FILE *f, const struct bench_cfg *cfg, struct run_stats *st, un
 		transport_name(cfg), cfg->repeat, cfg->repeat > 1 ? "s (median, min..max)" : "");
 	if (cfg->switchover_delay_ms)
 		fprintf(f, "switchover delayed by %u ms on the destination\n", cfg->switchover_delay_ms);
+	if (model) {
+		char a[32], b[32];
+
+		rate_str(cfg->device_rate, a, sizeof(a));
+		rate_str(cfg->dst_device_rate, b, sizeof(b));
+		fprintf(f, "device model (FUSE, tools/bench/devmodel.c): per device, source %s, "
+			   "destination %s, latency %u us per request\n", a, b,
+			cfg->device_latency_us);
+		if (ideal > 0)
+			fprintf(f, "device-bound ideal: %.0f ms (the slower side's whole stream + one "
+				   "chunk on the other; `ideal` = stop-copy / this)\n", ideal * 1e3);
+	}
 	if (cfg->buffer_cap || cfg->src_buffer_cap)
 		fprintf(f, "uring buffer cap: destination %zu KiB, source %zu KiB\n",
 			(cfg->buffer_cap ? cfg->buffer_cap : VFIO_URING_DEFAULT_BUFFER_CAP_BENCH) >> 10,
 			(cfg->src_buffer_cap ? cfg->src_buffer_cap :
 			 cfg->buffer_cap ? cfg->buffer_cap : VFIO_URING_DEFAULT_BUFFER_CAP_BENCH) >> 10);
-	fprintf(f, "\n%-16s %3s %19s %19s %7s %8s %8s %8s %9s %9s %3s\n", "engine", "ch",
-		"stop-copy ms", "GB/s", "CPU s", "CPU/GiB", "srcRSS", "dstRSS", "ctxsw",
-		"enters", "ok");
-	fprintf(f, "%-16s %3s %19s %19s %7s %8s %8s %8s %9s %9s %3s\n", "", "", "median (min..max)",
-		"median (min..max)", "src+dst", "s", "MiB", "MiB", "src+dst", "src+dst", "");
+	fprintf(f, "\n%-16s %3s %19s %19s", "engine", "ch", "stop-copy ms", "GB/s");
+	if (ideal > 0)
+		fprintf(f, " %7s", "ideal");
+	fprintf(f, " %7s %8s %8s %8s %9s %9s", "CPU s", "CPU/GiB", "srcRSS", "dstRSS", "ctxsw",
+		"enters");
+	if (model)
+		fprintf(f, " %7s %9s", "dev CPU", "dev peak");
+	fprintf(f, " %3s\n", "ok");
+	fprintf(f, "%-16s %3s %19s %19s", "", "", "median (min..max)", "median (min..max)");
+	if (ideal > 0)
+		fprintf(f, " %7s", "x");
+	fprintf(f, " %7s %8s %8s %8s %9s %9s", "src+dst", "s", "MiB", "MiB", "src+dst", "src+dst");
+	if (model)
+		fprintf(f, " %7s %9s", "s", "rd/wr");
+	fprintf(f, " %3s\n", "");
 	for (unsigned i = 0; i < n; i++) {
 		const struct run_stats *s = &st[i];
 		char a[32], b[32];
@@ -191,14 +259,25 @@ void report_table(FILE *f, const struct bench_cfg *cfg, struct run_stats *st, un
 			snprintf(a, sizeof(a), "failed");
 			snprintf(b, sizeof(b), "-");
 		}
-		fprintf(f, "%-16s %3u %19s %19s %7.2f %8.3f %8.1f %8.1f %9.0f ", label,
-			s->channels_used, a, b, s->med[FIG_CPU_S], s->med[FIG_CPU_PER_GIB],
-			s->med[FIG_SRC_RSS_KIB] / 1024, s->med[FIG_DST_RSS_KIB] / 1024,
-			s->med[FIG_CTXSW]);
+		fprintf(f, "%-16s %3u %19s %19s", label, s->channels_used, a, b);
+		if (ideal > 0 && s->med[FIG_STOP_MS] > 0)
+			fprintf(f, " %7.2f", s->med[FIG_STOP_MS] / 1e3 / ideal);
+		else if (ideal > 0)
+			fprintf(f, " %7s", "-");
+		fprintf(f, " %7.2f %8.3f %8.1f %8.1f %9.0f ", s->med[FIG_CPU_S],
+			s->med[FIG_CPU_PER_GIB], s->med[FIG_SRC_RSS_KIB] / 1024,
+			s->med[FIG_DST_RSS_KIB] / 1024, s->med[FIG_CTXSW]);
 		if (s->p.engine == ENGINE_URING)
 			fprintf(f, "%9.0f", s->med[FIG_SRC_ENTERS] + s->med[FIG_DST_ENTERS]);
 		else
 			fprintf(f, "%9s", "-");
+		if (model) {
+			char peak[24];
+
+			snprintf(peak, sizeof(peak), "%.0f/%.0f", s->med[FIG_DEV_READS_PEAK],
+				 s->med[FIG_DEV_WRITES_PEAK]);
+			fprintf(f, " %7.2f %9s", s->med[FIG_DEV_CPU_S], peak);
+		}
 		fprintf(f, " %3s\n", s->verified ? "yes" : s->cap_error ? "cap" : "NO");
 	}
 	if (ref) {
@@ -264,9 +343,14 @@ void report_json(FILE *f, const struct bench_cfg *cfg, struct run_stats *st, uns
 	fprintf(f, "{\n  \"tool\": \"vfio-uring-bench\",\n  \"config\": {\"transport\": ");
 	json_str(f, transport_name(cfg));
 	fprintf(f, ", \"repeat\": %u, \"switchover_delay_ms\": %u, \"buffer_cap\": %zu, "
-		   "\"src_buffer_cap\": %zu, \"seed\": %llu},\n",
+		   "\"src_buffer_cap\": %zu, \"seed\": %llu",
 		cfg->repeat, cfg->switchover_delay_ms, cfg->buffer_cap, cfg->src_buffer_cap,
 		(unsigned long long)cfg->seed);
+	/* Rates in bytes/s per device: 0 = plain memfds, -1 = the model unpaced. */
+	fprintf(f, ", \"device_rate\": %lld, \"dst_device_rate\": %lld, \"device_latency_us\": %u},\n",
+		cfg->device_rate == BENCH_RATE_UNLIMITED ? -1 : (long long)cfg->device_rate,
+		cfg->dst_device_rate == BENCH_RATE_UNLIMITED ? -1 : (long long)cfg->dst_device_rate,
+		cfg->device_latency_us);
 	if (ref) {
 		variant_label(&ref->p, label, sizeof(label));
 		fprintf(f, "  \"reference\": ");
@@ -288,7 +372,11 @@ void report_json(FILE *f, const struct bench_cfg *cfg, struct run_stats *st, uns
 			{ "context_switches", FIG_CTXSW }, { "src_ring_enters", FIG_SRC_ENTERS },
 			{ "dst_ring_enters", FIG_DST_ENTERS },
 			{ "dst_buffer_peak_bytes", FIG_DST_BUF_PEAK },
+			{ "device_cpu_s", FIG_DEV_CPU_S },
+			{ "device_reads_peak", FIG_DEV_READS_PEAK },
+			{ "device_writes_peak", FIG_DEV_WRITES_PEAK },
 		};
+		double ideal = device_ideal_s(cfg, &s->p);
 
 		fprintf(f, "%s\n    {\"engine\": \"%s\", \"device_mode\": \"%s\", \"devices\": %u, "
 			   "\"channels\": %u, \"channels_used\": %u, \"chunk\": %zu, \"size\": %llu, "
@@ -308,7 +396,10 @@ void report_json(FILE *f, const struct bench_cfg *cfg, struct run_stats *st, uns
 		json_num(f, s->max[FIG_GBPS]);
 		fprintf(f, ", \"stop_copy_ms\": ");
 		json_num(f, s->max[FIG_STOP_MS]);
-		fprintf(f, "}");
+		fprintf(f, "}, \"ideal_ms\": ");
+		json_num(f, ideal > 0 ? ideal * 1e3 : NAN);
+		fprintf(f, ", \"ratio_to_ideal\": ");
+		json_num(f, ideal > 0 && s->med[FIG_STOP_MS] > 0 ? s->med[FIG_STOP_MS] / 1e3 / ideal : NAN);
 		if (ref && ref != s) {
 			fprintf(f, ", \"ratio_to_reference\": {\"throughput\": ");
 			json_num(f, ref->med[FIG_GBPS] > 0 ? s->med[FIG_GBPS] / ref->med[FIG_GBPS] : NAN);
@@ -335,6 +426,7 @@ void report_json(FILE *f, const struct bench_cfg *cfg, struct run_stats *st, uns
 int report_sweep(const struct bench_cfg *cfg, const char *kinds[], struct run_stats *st,
 		 unsigned n)
 {
+	bool paced = n && device_ideal_s(cfg, &st[0].p) > 0;
 	char path[512], label[48];
 	FILE *f;
 	int status;
@@ -347,17 +439,27 @@ int report_sweep(const struct bench_cfg *cfg, const char *kinds[], struct run_st
 	}
 	fprintf(f, "sweep,engine,device_mode,devices,channels,chunk,bytes,throughput_gbps,"
 		   "throughput_min,throughput_max,stop_copy_ms,cpu_s,cpu_s_per_gib,"
-		   "src_peak_rss_kib,dst_peak_rss_kib,context_switches,ring_enters,verified\n");
+		   "src_peak_rss_kib,dst_peak_rss_kib,context_switches,ring_enters,verified,"
+		   "ideal_ms,ratio_to_ideal,device_cpu_s\n");
 	for (unsigned i = 0; i < n; i++) {
 		const struct run_stats *s = &st[i];
 
-		fprintf(f, "%s,%s,%s,%u,%u,%zu,%llu,%.4f,%.4f,%.4f,%.2f,%.4f,%.4f,%.0f,%.0f,%.0f,%.0f,%d\n",
+		fprintf(f, "%s,%s,%s,%u,%u,%zu,%llu,%.4f,%.4f,%.4f,%.2f,%.4f,%.4f,%.0f,%.0f,%.0f,%.0f,%d,",
 			kinds[i], engine_name(s->p.engine), devmode_name(s->p.devmode), s->p.devices,
 			s->channels_used, s->p.chunk, (unsigned long long)s->bytes, s->med[FIG_GBPS],
 			s->min[FIG_GBPS], s->max[FIG_GBPS], s->med[FIG_STOP_MS], s->med[FIG_CPU_S],
 			s->med[FIG_CPU_PER_GIB], s->med[FIG_SRC_RSS_KIB], s->med[FIG_DST_RSS_KIB],
 			s->med[FIG_CTXSW], s->med[FIG_SRC_ENTERS] + s->med[FIG_DST_ENTERS],
 			s->verified);
+		{
+			double ideal = device_ideal_s(cfg, &s->p);
+
+			if (ideal > 0 && s->med[FIG_STOP_MS] > 0)
+				fprintf(f, "%.2f,%.4f,%.4f\n", ideal * 1e3,
+					s->med[FIG_STOP_MS] / 1e3 / ideal, s->med[FIG_DEV_CPU_S]);
+			else
+				fprintf(f, ",,%.4f\n", s->med[FIG_DEV_CPU_S]);
+		}
 	}
 	fclose(f);
 	fprintf(stderr, "vfio-uring-bench: wrote %s\n", path);
@@ -387,9 +489,25 @@ int report_sweep(const struct bench_cfg *cfg, const char *kinds[], struct run_st
 			for (unsigned i = 0; i < n; i++) {
 				variant_label(&st[i].p, label, sizeof(label));
 				if (!strcmp(kinds[i], "devices") && !strcmp(label, variants[k]) &&
-				    !st[i].err)
-					fprintf(f, "%u %.4f %.4f\n", st[i].p.devices, st[i].med[FIG_GBPS],
-						st[i].med[FIG_CPU_PER_GIB]);
+				    !st[i].err) {
+					double ideal = device_ideal_s(cfg, &st[i].p);
+
+					fprintf(f, "%u %.4f %.4f %.4f %.4f\n", st[i].p.devices,
+						st[i].med[FIG_GBPS], st[i].med[FIG_CPU_PER_GIB],
+						st[i].med[FIG_STOP_MS] / 1e3,
+						ideal > 0 ? st[i].med[FIG_STOP_MS] / 1e3 / ideal : 0);
+				}
+			}
+			fprintf(f, "EOD\n");
+		}
+		if (paced) {
+			/* The ideal per device count (one line, from the first engine's points). */
+			fprintf(f, "$ideal << EOD\n");
+			for (unsigned i = 0; i < n; i++) {
+				variant_label(&st[i].p, label, sizeof(label));
+				if (!strcmp(kinds[i], "devices") && nv && !strcmp(label, variants[0]))
+					fprintf(f, "%u %.4f\n", st[i].p.devices,
+						device_ideal_s(cfg, &st[i].p));
 			}
 			fprintf(f, "EOD\n");
 		}
@@ -402,6 +520,27 @@ int report_sweep(const struct bench_cfg *cfg, const char *kinds[], struct run_st
 				cfg->sweep_total / 1048576.0, cfg->channels, transport_name(cfg));
 			fprintf(f, "set logscale x 2\nset xlabel 'devices'\nset grid\nset key below horizontal\n"
 				   "set yrange [0:*]\n");
+			if (paced) {
+				char a[32], b[32];
+
+				rate_str(cfg->device_rate, a, sizeof(a));
+				rate_str(cfg->dst_device_rate, b, sizeof(b));
+				/* Device-bound: time against the ideal, and the ratio to it. */
+				fprintf(f, "set label 1 'devices paced at %s (source), %s (destination)' "
+					   "at graph 0.02, graph 0.95\n", a, b);
+				fprintf(f, "set ylabel 'stop-copy seconds'\nplot $ideal using 1:2 with "
+					   "lines dt 2 lw 2 lc rgb 'black' title 'device-bound ideal'");
+				for (unsigned k = 0; k < nv; k++)
+					fprintf(f, ", $d%u using 1:4 with linespoints lw 2 lc %u title '%s'",
+						k, k + 1, variants[k]);
+				fprintf(f, "\nunset label 1\nset logscale y 2\nset yrange [*:*]\n"
+					   "set ylabel 'stop-copy / ideal (1 = device-bound)'\nplot ");
+				for (unsigned k = 0; k < nv; k++)
+					fprintf(f, "%s$d%u using 1:5 with linespoints lw 2 lc %u title '%s'",
+						k ? ", " : "", k, k + 1, variants[k]);
+				fprintf(f, "\nunset logscale y\nunset multiplot\n");
+				continue;
+			}
 			for (int panel = 0; panel < 2; panel++) {
 				fprintf(f, "set ylabel '%s'\nplot ",
 					panel ? "CPU seconds per GiB (both sides)" : "throughput GB/s");

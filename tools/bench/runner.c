@@ -11,6 +11,8 @@
  */
 #include "stats.h"
 
+#include "devmodel.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
@@ -112,6 +114,90 @@ static int devices_prepare(const struct bench_cfg *cfg, unsigned devices, uint64
 			return -errno;
 	}
 	return 0;
+}
+
+/*
+ * The device model for one run (--device-rate): FUSE files in front of this run's memfds,
+ * one per device and modelled side. Its server is a process of its own (devmodel.c says
+ * why), started before the sides are forked and stopped after both exited, so its CPU is
+ * the devices', in neither side's figures.
+ */
+struct run_model {
+	struct devmodel *m;
+	int *src_fds;        /* NULL: the source reads the memfds */
+	int *dst_fds;        /* NULL: the destination writes the memfds */
+	unsigned n;
+};
+
+static uint64_t model_rate(uint64_t rate)
+{
+	return rate == BENCH_RATE_UNLIMITED ? 0 : rate;
+}
+
+static void model_stop(struct run_model *rm, struct run_sample *out)
+{
+	struct devmodel_stats st;
+
+	for (unsigned d = 0; d < rm->n; d++) {
+		if (rm->src_fds && rm->src_fds[d] >= 0)
+			close(rm->src_fds[d]);
+		if (rm->dst_fds && rm->dst_fds[d] >= 0)
+			close(rm->dst_fds[d]);
+	}
+	free(rm->src_fds);
+	free(rm->dst_fds);
+	if (rm->m && devmodel_destroy(rm->m, &st) == 0 && out) {
+		out->fig[FIG_DEV_CPU_S] = st.cpu_s;
+		out->fig[FIG_DEV_READS_PEAK] = (double)st.reads_peak;
+		out->fig[FIG_DEV_WRITES_PEAK] = (double)st.writes_peak;
+	}
+	memset(rm, 0, sizeof(*rm));
+}
+
+static int model_start(const struct bench_cfg *cfg, unsigned devices, bool src, bool dst,
+		       struct run_model *rm, char *msg, size_t len)
+{
+	struct devmodel_file *files = calloc(2 * (size_t)devices, sizeof(*files));
+	unsigned n = 0;
+	int err;
+
+	memset(rm, 0, sizeof(*rm));
+	rm->src_fds = src ? malloc(devices * sizeof(int)) : NULL;
+	rm->dst_fds = dst ? malloc(devices * sizeof(int)) : NULL;
+	if (!files || (src && !rm->src_fds) || (dst && !rm->dst_fds)) {
+		free(files);
+		model_stop(rm, NULL); /* rm->n is 0: no fd to close yet */
+		return -ENOMEM;
+	}
+	rm->n = devices;
+	for (unsigned d = 0; d < devices; d++) {
+		if (src)
+			files[n++] = (struct devmodel_file){ DEVMODEL_SOURCE, dc.src[d],
+							     model_rate(cfg->device_rate),
+							     cfg->device_latency_us };
+		if (dst)
+			files[n++] = (struct devmodel_file){ DEVMODEL_SINK, dc.sink[d],
+							     model_rate(cfg->dst_device_rate),
+							     cfg->device_latency_us };
+		if (src)
+			rm->src_fds[d] = -1;
+		if (dst)
+			rm->dst_fds[d] = -1;
+	}
+	err = devmodel_create(files, n, &rm->m, msg, len);
+	free(files);
+	for (unsigned d = 0, i = 0; !err && d < devices; d++) {
+		if (src && (rm->src_fds[d] = devmodel_open(rm->m, i++)) < 0)
+			err = rm->src_fds[d];
+		if (!err && dst && (rm->dst_fds[d] = devmodel_open(rm->m, i++)) < 0)
+			err = rm->dst_fds[d];
+		if (err)
+			snprintf(msg, len, "device model: opening device %u's file: %s", d,
+				 strerror(-err));
+	}
+	if (err)
+		model_stop(rm, NULL);
+	return err;
 }
 
 static void make_uuid(uint64_t seed, uint8_t uuid[16])
@@ -228,6 +314,7 @@ static int run_local(const struct bench_cfg *cfg, const struct run_params *p,
 	struct conn_set cs;
 	pid_t pids[2];
 	bool exited[2] = { false, false };
+	struct run_model rm = { 0 };
 	double start;
 	int *close_src, *close_dst, err;
 
@@ -256,8 +343,16 @@ static int run_local(const struct bench_cfg *cfg, const struct run_params *p,
 		if (err)
 			return out->err = err;
 	}
+	/* The warm-up settles the memfds' pages: straight to them, at memory speed. */
+	if (bench_model(cfg) && !warming_up) {
+		err = model_start(cfg, p->devices, bench_src_model(cfg), bench_dst_model(cfg), &rm,
+				  out->msg, sizeof(out->msg));
+		if (err)
+			return out->err = err;
+	}
 	err = transport_connect_local(cfg, nconn, &cs);
 	if (err) {
+		model_stop(&rm, NULL);
 		snprintf(out->msg, sizeof(out->msg), "connecting: %s", strerror(-err));
 		return out->err = err;
 	}
@@ -267,6 +362,7 @@ static int run_local(const struct bench_cfg *cfg, const struct run_params *p,
 	close_dst = malloc((nconn + 1) * sizeof(int));
 	if (res == MAP_FAILED || !close_src || !close_dst) {
 		conn_set_close(&cs);
+		model_stop(&rm, NULL);
 		free(close_src);
 		free(close_dst);
 		return out->err = -ENOMEM;
@@ -282,14 +378,15 @@ static int run_local(const struct bench_cfg *cfg, const struct run_params *p,
 
 	dctx = (struct side_ctx){ .side = SIDE_DEST, .cfg = cfg, .engine = p->engine,
 				  .async_devio = p->devmode == DEVMODE_ASYNC, .ctrl = cs.ctrl[1],
-				  .chans = cs.dst, .nchan = nconn, .dev_fds = dc.sink,
+				  .chans = cs.dst, .nchan = nconn,
+				  .dev_fds = rm.dst_fds ? rm.dst_fds : dc.sink,
 				  .ndev = p->devices, .dev_size = p->size, .chunk = p->chunk,
 				  .res = &res[1] };
 	sctx = dctx;
 	sctx.side = SIDE_SOURCE;
 	sctx.ctrl = cs.ctrl[0];
 	sctx.chans = cs.src;
-	sctx.dev_fds = dc.src;
+	sctx.dev_fds = rm.src_fds ? rm.src_fds : dc.src;
 	sctx.res = &res[0];
 	make_uuid(cfg->seed, dctx.uuid);
 	make_uuid(cfg->seed, sctx.uuid);
@@ -338,6 +435,7 @@ static int run_local(const struct bench_cfg *cfg, const struct run_params *p,
 		usleep(20 * 1000);
 	}
 	fill_sample(p, &res[0], &res[1], out);
+	model_stop(&rm, out); /* every byte is in the memfds once both sides exited */
 	out->verified = false;
 	if (!out->err && cfg->corrupt_for_test) {
 		uint8_t b = 0;
@@ -399,33 +497,49 @@ static int run_two_host(const struct bench_cfg *cfg, const struct run_params *p,
 	enum bench_side side = cfg->listen ? SIDE_DEST : SIDE_SOURCE;
 	const struct bench_engine_ops *ops = engine_ops(p->engine);
 	unsigned nconn = ops->uses_one_channel ? 1 : p->channels;
+	bool modelled = side == SIDE_SOURCE ? bench_src_model(cfg) : bench_dst_model(cfg);
 	struct side_result *res, peer;
+	struct run_model rm = { 0 };
 	struct side_ctx ctx;
 	struct rusage ru;
 	int *chans = calloc(nconn, sizeof(int)), ctrl = -1, status, err;
+	int *dev_fds;
 	pid_t pid;
 
 	if (!chans)
 		return out->err = -ENOMEM;
 	err = devices_prepare(cfg, p->devices, p->size, side == SIDE_SOURCE, side == SIDE_DEST);
+	/* This host models its own side's devices only (the same options on both hosts). */
+	if (!err && modelled) {
+		err = model_start(cfg, p->devices, side == SIDE_SOURCE, side == SIDE_DEST, &rm,
+				  out->msg, sizeof(out->msg));
+		if (err) {
+			free(chans);
+			return out->err = err;
+		}
+	}
 	if (!err)
 		err = transport_two_host(cfg, side, nconn, &ctrl, chans);
 	if (err) {
 		snprintf(out->msg, sizeof(out->msg), "%s: %s",
 			 side == SIDE_DEST ? "accepting" : "connecting", strerror(-err));
+		model_stop(&rm, NULL);
 		free(chans);
 		return out->err = err;
 	}
 	res = mmap(NULL, sizeof(*res), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (res == MAP_FAILED) {
+		model_stop(&rm, NULL);
 		free(chans);
 		return out->err = -ENOMEM;
 	}
+	dev_fds = side == SIDE_DEST ? (rm.dst_fds ? rm.dst_fds : dc.sink)
+				    : (rm.src_fds ? rm.src_fds : dc.src);
 	memset(res, 0, sizeof(*res));
 	ctx = (struct side_ctx){ .side = side, .cfg = cfg, .engine = p->engine,
 				 .async_devio = p->devmode == DEVMODE_ASYNC, .ctrl = ctrl,
 				 .chans = chans, .nchan = nconn,
-				 .dev_fds = side == SIDE_DEST ? dc.sink : dc.src, .ndev = p->devices,
+				 .dev_fds = dev_fds, .ndev = p->devices,
 				 .dev_size = p->size, .chunk = p->chunk, .res = res };
 	make_uuid(cfg->seed, ctx.uuid);
 	progress_update(label, progress_frac, 0);
@@ -438,6 +552,15 @@ static int run_two_host(const struct bench_cfg *cfg, const struct run_params *p,
 		snprintf(res->msg, sizeof(res->msg), "side process lost");
 	} else {
 		fill_rusage(res, &ru);
+	}
+	{
+		struct run_sample mine;
+
+		memset(&mine, 0, sizeof(mine));
+		model_stop(&rm, &mine);
+		out->fig[FIG_DEV_CPU_S] = mine.fig[FIG_DEV_CPU_S];
+		out->fig[FIG_DEV_READS_PEAK] = mine.fig[FIG_DEV_READS_PEAK];
+		out->fig[FIG_DEV_WRITES_PEAK] = mine.fig[FIG_DEV_WRITES_PEAK];
 	}
 	if (side == SIDE_DEST && !res->err) {
 		char msg[200];

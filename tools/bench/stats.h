@@ -18,6 +18,9 @@ enum figure {
 	FIG_SRC_ENTERS,   /* io_uring_enter calls (uring only) */
 	FIG_DST_ENTERS,
 	FIG_DST_BUF_PEAK, /* uring destination: most payload bytes held */
+	FIG_DEV_CPU_S,    /* the device model's server process (not in FIG_CPU_S) */
+	FIG_DEV_READS_PEAK,  /* device model: most reads blocked in it at once */
+	FIG_DEV_WRITES_PEAK, /* device model: most writes blocked in it at once */
 	FIG_COUNT,
 };
 
@@ -53,6 +56,7 @@ struct run_stats {
 void stats_compute(struct run_stats *st);
 const char *devmode_name(unsigned devmode);
 void variant_label(const struct run_params *p, char *out, size_t len);
+double device_ideal_s(const struct bench_cfg *cfg, const struct run_params *p);
 
 /* runner.c */
 int run_once(const struct bench_cfg *cfg, const struct run_params *p, struct run_sample *out,

@@ -1,0 +1,417 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Slow devices, end to end: N devices whose data fds behave like VFIO migration data fds
+ * (the bench's device model, tools/bench/devmodel.h: every read or write blocks in the
+ * kernel for latency + bytes/rate), moved by a source engine in a child process and a
+ * destination engine in this one over C loopback TCP channels.
+ *
+ * Checks: every byte arrives; the engines read (source) and write (destination) every
+ * device at once: the stats' device_io_peak equals N on both sides. A device-bound
+ * transfer is only as fast as its devices if they all work in parallel.
+ *
+ * usage: slow_devices --devices N [--size S] [--rate R] [--channels C]
+ *   (S, R with K/M/G suffixes; R in bytes per second per device, both sides)
+ * Exits 77 when the machine cannot mount the model (no /dev/fuse, not root).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "devmodel.h"
+#include "vfio-uring.h"
+
+#define MAX_CHANNELS 16
+
+static const uint8_t test_uuid[16] = { 0x51, 0x0d, 0xe0, 0x01, 0x02, 0x03, 0x04, 0x05,
+				       0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d };
+
+struct config {
+	unsigned devices, channels;
+	uint64_t size, rate;
+};
+
+struct device {
+	char idstr[64];
+	int src_mem, dst_mem;    /* the bytes: source content, destination sink */
+	int src_fd, dst_fd;      /* the model's files in front of them */
+	uint8_t config[64];
+	unsigned config_loads;
+	bool config_intact;
+	unsigned done_calls;
+	int done_error;
+};
+
+/* What the source process reports back (a MAP_SHARED page). */
+struct source_report {
+	int err;
+	char msg[200];
+	uint64_t device_io_peak;
+	uint64_t data_bytes;
+};
+
+static struct config cfg;
+static struct device *devs;
+
+#define DIE(...) do { fprintf(stderr, "FAIL: " __VA_ARGS__); fputc('\n', stderr); exit(1); } while (0)
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static uint64_t parse_size(const char *s)
+{
+	char *end;
+	uint64_t v = strtoull(s, &end, 0);
+
+	switch (*end) {
+	case 'K': case 'k': v <<= 10; break;
+	case 'M': case 'm': v <<= 20; break;
+	case 'G': case 'g': v <<= 30; break;
+	default: break;
+	}
+	return v;
+}
+
+static void fill(uint8_t *buf, size_t len, uint64_t seed)
+{
+	for (size_t i = 0; i < len; i += 8) {
+		uint64_t v;
+
+		seed ^= seed << 13;
+		seed ^= seed >> 7;
+		seed ^= seed << 17;
+		v = seed;
+		memcpy(buf + i, &v, len - i < 8 ? len - i : 8);
+	}
+}
+
+static int make_source_mem(unsigned index, uint64_t size)
+{
+	int fd = memfd_create("slow-src", MFD_CLOEXEC);
+	uint8_t *map;
+
+	if (fd < 0 || ftruncate(fd, (off_t)size) < 0)
+		DIE("memfd: %s", strerror(errno));
+	map = mmap(NULL, size, PROT_WRITE, MAP_SHARED, fd, 0);
+	if (map == MAP_FAILED)
+		DIE("mmap: %s", strerror(errno));
+	fill(map, size, 0x9e3779b97f4a7c15ull * (index + 1));
+	munmap(map, size);
+	return fd;
+}
+
+static int save_config(void *opaque, const void **data, size_t *len)
+{
+	struct device *d = opaque;
+
+	*data = d->config;
+	*len = sizeof(d->config);
+	return 0;
+}
+
+static int load_config(void *opaque, const void *data, size_t len)
+{
+	struct device *d = opaque;
+
+	d->config_loads++;
+	d->config_intact = len == sizeof(d->config) && memcmp(data, d->config, len) == 0;
+	return 0;
+}
+
+static void on_done(void *opaque, int error)
+{
+	struct device *d = opaque;
+
+	d->done_calls++;
+	d->done_error = error;
+}
+
+static void connect_channels(int *src_socks, int *dst_socks)
+{
+	struct sockaddr_in addr = { .sin_family = AF_INET,
+				    .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t alen = sizeof(addr);
+	int ls = socket(AF_INET, SOCK_STREAM, 0);
+
+	if (ls < 0 || bind(ls, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(ls, 64) < 0 ||
+	    getsockname(ls, (struct sockaddr *)&addr, &alen) < 0)
+		DIE("listen: %s", strerror(errno));
+	for (unsigned i = 0; i < cfg.channels; i++) {
+		src_socks[i] = socket(AF_INET, SOCK_STREAM, 0);
+		if (src_socks[i] < 0 ||
+		    connect(src_socks[i], (struct sockaddr *)&addr, sizeof(addr)) < 0)
+			DIE("connect: %s", strerror(errno));
+		dst_socks[i] = accept(ls, NULL, NULL);
+		if (dst_socks[i] < 0)
+			DIE("accept: %s", strerror(errno));
+	}
+	close(ls);
+}
+
+/* A buffer cap that lets every device have a chunk in flight at once, with room to spare. */
+static size_t buffer_cap(void)
+{
+	return (size_t)(cfg.devices + 8) * VFIO_URING_DEFAULT_CHUNK_SIZE;
+}
+
+static void run_source(const int *socks, struct source_report *rep)
+{
+	struct vfio_uring_engine_opts opts;
+	struct vfio_uring_engine_stats st;
+	struct vfio_uring_engine *e;
+	const char *msg = NULL;
+	int ret;
+
+	vfio_uring_engine_opts_init(&opts, VFIO_URING_SOURCE);
+	memcpy(opts.uuid, test_uuid, 16);
+	opts.buffer_cap = buffer_cap();
+	opts.flags = VFIO_URING_ENGINE_F_FORCE_ASYNC_DEVICE_IO;
+	opts.progress_timeout_ms = 60000;
+	ret = vfio_uring_engine_create(&opts, &e);
+	if (ret) {
+		rep->err = ret;
+		snprintf(rep->msg, sizeof(rep->msg), "source: create: %s", strerror(-ret));
+		return;
+	}
+	for (unsigned i = 0; i < cfg.channels && !ret; i++)
+		ret = vfio_uring_engine_add_channel(e, socks[i]) < 0 ? -EINVAL : 0;
+	for (unsigned i = 0; i < cfg.devices && !ret; i++) {
+		struct vfio_uring_device_opts dopts;
+
+		vfio_uring_device_opts_init(&dopts);
+		dopts.idstr = devs[i].idstr;
+		dopts.instance_id = i;
+		dopts.data_fd = devs[i].src_fd;
+		dopts.save_config = save_config;
+		dopts.done = on_done;
+		dopts.opaque = &devs[i];
+		ret = vfio_uring_engine_add_device(e, &dopts, NULL);
+	}
+	if (!ret)
+		ret = vfio_uring_engine_start(e);
+	if (!ret)
+		ret = vfio_uring_engine_run(e, 120000);
+	if (ret) {
+		vfio_uring_engine_error(e, &msg);
+		rep->err = ret;
+		snprintf(rep->msg, sizeof(rep->msg), "source: %s (%s)", strerror(-ret),
+			 msg ? msg : "");
+	}
+	vfio_uring_engine_get_stats(e, &st);
+	rep->device_io_peak = st.device_io_peak;
+	vfio_uring_engine_destroy(e);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option long_opts[] = {
+		{ "devices", required_argument, NULL, 'd' },
+		{ "size", required_argument, NULL, 's' },
+		{ "rate", required_argument, NULL, 'r' },
+		{ "channels", required_argument, NULL, 'c' },
+		{ 0 },
+	};
+	struct vfio_uring_engine_opts opts;
+	struct vfio_uring_engine_stats est;
+	struct vfio_uring_engine *e;
+	struct devmodel_file *files;
+	struct devmodel_stats mst;
+	struct devmodel *model;
+	struct source_report *rep;
+	int src_socks[MAX_CHANNELS], dst_socks[MAX_CHANNELS];
+	const char *msg = NULL;
+	char why[256];
+	double t0, secs, per_device;
+	int opt, ret, status;
+	pid_t child;
+
+	cfg = (struct config){ .devices = 8, .channels = 4, .size = 1u << 20, .rate = 2u << 20 };
+	while ((opt = getopt_long(argc, argv, "", long_opts, NULL)) != -1) {
+		switch (opt) {
+		case 'd': cfg.devices = (unsigned)atoi(optarg); break;
+		case 's': cfg.size = parse_size(optarg); break;
+		case 'r': cfg.rate = parse_size(optarg); break;
+		case 'c': cfg.channels = (unsigned)atoi(optarg); break;
+		default: return 2;
+		}
+	}
+	if (!cfg.devices || cfg.devices > 1024 || !cfg.channels || cfg.channels > MAX_CHANNELS ||
+	    !cfg.size || !cfg.rate)
+		DIE("bad arguments");
+	if (devmodel_available(why, sizeof(why))) {
+		printf("SKIP: %s\n", why);
+		return 77;
+	}
+	alarm(120); /* a hang is a failure, not a stuck CI */
+
+	devs = calloc(cfg.devices, sizeof(*devs));
+	files = calloc(2 * (size_t)cfg.devices, sizeof(*files));
+	rep = mmap(NULL, sizeof(*rep), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (!devs || !files || rep == MAP_FAILED)
+		DIE("out of memory");
+	memset(rep, 0, sizeof(*rep));
+	for (unsigned i = 0; i < cfg.devices; i++) {
+		struct device *d = &devs[i];
+
+		snprintf(d->idstr, sizeof(d->idstr), "0000:%02x:%02x.0/vfio", 1 + i / 32, i % 32);
+		d->src_mem = make_source_mem(i, cfg.size);
+		d->dst_mem = memfd_create("slow-dst", MFD_CLOEXEC);
+		if (d->dst_mem < 0)
+			DIE("memfd: %s", strerror(errno));
+		fill(d->config, sizeof(d->config), 0xc0ffee + i);
+		files[2 * i] = (struct devmodel_file){ DEVMODEL_SOURCE, d->src_mem, cfg.rate, 0 };
+		files[2 * i + 1] = (struct devmodel_file){ DEVMODEL_SINK, d->dst_mem, cfg.rate, 0 };
+	}
+	ret = devmodel_create(files, 2 * cfg.devices, &model, why, sizeof(why));
+	free(files);
+	if (ret)
+		DIE("device model: %s (%s)", why, strerror(-ret));
+	for (unsigned i = 0; i < cfg.devices; i++) {
+		devs[i].src_fd = devmodel_open(model, 2 * i);
+		devs[i].dst_fd = devmodel_open(model, 2 * i + 1);
+		if (devs[i].src_fd < 0 || devs[i].dst_fd < 0)
+			DIE("opening device %u's model files: %s", i,
+			    strerror(-(devs[i].src_fd < 0 ? devs[i].src_fd : devs[i].dst_fd)));
+	}
+	connect_channels(src_socks, dst_socks);
+
+	t0 = now_s();
+	child = fork();
+	if (child < 0)
+		DIE("fork: %s", strerror(errno));
+	if (child == 0) {
+		for (unsigned i = 0; i < cfg.channels; i++)
+			close(dst_socks[i]);
+		run_source(src_socks, rep);
+		_exit(rep->err ? 1 : 0);
+	}
+	for (unsigned i = 0; i < cfg.channels; i++)
+		close(src_socks[i]);
+
+	vfio_uring_engine_opts_init(&opts, VFIO_URING_DESTINATION);
+	memcpy(opts.uuid, test_uuid, 16);
+	opts.buffer_cap = buffer_cap();
+	opts.flags = VFIO_URING_ENGINE_F_FORCE_ASYNC_DEVICE_IO;
+	opts.progress_timeout_ms = 60000;
+	ret = vfio_uring_engine_create(&opts, &e);
+	if (ret)
+		DIE("destination: create: %s", strerror(-ret));
+	for (unsigned i = 0; i < cfg.channels; i++)
+		if (vfio_uring_engine_add_channel(e, dst_socks[i]) < 0)
+			DIE("destination: add_channel %u", i);
+	for (unsigned i = 0; i < cfg.devices; i++) {
+		struct vfio_uring_device_opts dopts;
+
+		vfio_uring_device_opts_init(&dopts);
+		dopts.idstr = devs[i].idstr;
+		dopts.instance_id = i;
+		dopts.data_fd = devs[i].dst_fd;
+		dopts.multifd = VFIO_URING_MULTIFD_ON;
+		dopts.load_config = load_config;
+		dopts.done = on_done;
+		dopts.opaque = &devs[i];
+		ret = vfio_uring_engine_add_device(e, &dopts, NULL);
+		if (ret)
+			DIE("destination: add_device: %s", strerror(-ret));
+	}
+	/* The switchover starts at once: every device can be written as soon as data arrives. */
+	ret = vfio_uring_engine_start(e);
+	if (!ret)
+		ret = vfio_uring_engine_switchover_start(e);
+	if (!ret)
+		ret = vfio_uring_engine_run(e, 120000);
+	if (ret) {
+		vfio_uring_engine_error(e, &msg);
+		DIE("destination: %s (%s)", strerror(-ret), msg ? msg : "");
+	}
+	secs = now_s() - t0;
+	vfio_uring_engine_get_stats(e, &est);
+	vfio_uring_engine_destroy(e);
+	if (waitpid(child, &status, 0) != child || !WIFEXITED(status) || WEXITSTATUS(status))
+		DIE("source process failed: %s", rep->msg[0] ? rep->msg : "no report");
+
+	for (unsigned i = 0; i < cfg.devices; i++) {
+		close(devs[i].src_fd);
+		close(devs[i].dst_fd);
+	}
+	ret = devmodel_destroy(model, &mst);
+	CHECK(ret == 0, "the device model's server did not exit cleanly: %s", strerror(-ret));
+
+	/* Every byte, every device. */
+	{
+		size_t blk = 1u << 20;
+		uint8_t *a = malloc(blk), *b = malloc(blk);
+
+		if (!a || !b)
+			DIE("out of memory");
+		for (unsigned i = 0; i < cfg.devices; i++) {
+			struct device *d = &devs[i];
+			off_t end = lseek(d->dst_mem, 0, SEEK_END);
+
+			CHECK(end == (off_t)cfg.size, "device %u: %lld bytes on the destination, %llu sent",
+			      i, (long long)end, (unsigned long long)cfg.size);
+			for (uint64_t off = 0; off < cfg.size; off += blk) {
+				size_t n = cfg.size - off < blk ? (size_t)(cfg.size - off) : blk;
+
+				if (pread(d->src_mem, a, n, (off_t)off) != (ssize_t)n ||
+				    pread(d->dst_mem, b, n, (off_t)off) != (ssize_t)n ||
+				    memcmp(a, b, n)) {
+					CHECK(false, "device %u: data differs in the MiB at %llu", i,
+					      (unsigned long long)off);
+					break;
+				}
+			}
+			CHECK(d->done_calls == 1 && d->done_error == 0,
+			      "device %u: done called %u times, error %d", i, d->done_calls,
+			      d->done_error);
+			CHECK(d->config_loads == 1 && d->config_intact,
+			      "device %u: config loaded %u times, intact %d", i, d->config_loads,
+			      d->config_intact);
+		}
+		free(a);
+		free(b);
+	}
+
+	per_device = (double)cfg.size / (double)cfg.rate;
+	printf("%u devices x %llu bytes at %llu B/s per device, %u channels: %.2f s "
+	       "(one device alone: %.2f s to read + %.2f s to write)\n",
+	       cfg.devices, (unsigned long long)cfg.size, (unsigned long long)cfg.rate,
+	       cfg.channels, secs, per_device, per_device);
+	printf("device_io_peak: source %llu, destination %llu (want %u on both); "
+	       "the model saw up to %llu reads and %llu writes blocked at once\n",
+	       (unsigned long long)rep->device_io_peak, (unsigned long long)est.device_io_peak,
+	       cfg.devices, (unsigned long long)mst.reads_peak,
+	       (unsigned long long)mst.writes_peak);
+	CHECK(mst.read_bytes == cfg.devices * cfg.size && mst.write_bytes == cfg.devices * cfg.size,
+	      "the model moved %llu bytes in, %llu out", (unsigned long long)mst.read_bytes,
+	      (unsigned long long)mst.write_bytes);
+	CHECK(rep->device_io_peak == cfg.devices,
+	      "source: %llu device reads in flight at most, want all %u devices read at once",
+	      (unsigned long long)rep->device_io_peak, cfg.devices);
+	CHECK(est.device_io_peak == cfg.devices,
+	      "destination: %llu device writes in flight at most, want all %u devices written "
+	      "at once", (unsigned long long)est.device_io_peak, cfg.devices);
+	for (unsigned i = 0; i < cfg.devices; i++) {
+		close(devs[i].src_mem);
+		close(devs[i].dst_mem);
+	}
+	free(devs);
+	munmap(rep, sizeof(*rep));
+	return check_result();
+}
