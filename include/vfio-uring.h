@@ -28,6 +28,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "vfio-uring-version.h" /* VFIO_URING_VERSION_*, VFIO_URING_CHECK_VERSION() */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -37,9 +39,6 @@ extern "C" {
 #else
 #define VFIO_URING_API
 #endif
-
-#define VFIO_URING_VERSION_MAJOR 0
-#define VFIO_URING_VERSION_MINOR 1
 
 /** Opaque handles. */
 struct vfio_uring_engine;
@@ -317,6 +316,11 @@ VFIO_URING_API uint32_t vfio_uring_device_instance_id(const struct vfio_uring_de
 
 /** Names for printing. */
 VFIO_URING_API const char *vfio_uring_device_state_name(enum vfio_uring_device_state state);
+
+/**
+ * The library's version, "MAJOR.MINOR.PATCH": the library the program runs with, which may
+ * be newer than the headers it was built against (VFIO_URING_VERSION_STRING).
+ */
 VFIO_URING_API const char *vfio_uring_version(void);
 
 /* ------------------------------------------------------------------------------------------

@@ -898,5 +898,5 @@ const char *vfio_uring_device_state_name(enum vfio_uring_device_state state)
 
 const char *vfio_uring_version(void)
 {
-	return "0.1.0";
+	return VFIO_URING_VERSION_STRING; /* meson.build's project version, via vfio-uring-version.h */
 }
