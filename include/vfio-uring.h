@@ -20,12 +20,36 @@
  * on success and a negated errno on failure. Nothing calls exit() or prints.
  *
  * Wire format: QEMU 10's multifd device-state packets, byte for byte (see README.md).
+ *
+ * ABI
+ * ---
+ * From 0.2.0 on the ABI is stable: a program built against these headers runs with the
+ * same or any later 0.x library (soname libvfio-uring.so.0; every function carries the
+ * symbol version of the release that added it, VFIO_URING_0.2 for the first ones). Structs
+ * only grow at their end; a field never moves or changes type. Every struct passed by
+ * pointer says how big the caller's copy of it is, so that a program built against older or
+ * newer headers than the library's never has bytes beyond its struct read or written:
+ *
+ *  - Options (vfio_uring_engine_opts, vfio_uring_device_opts) carry `size`, set by their
+ *    init function: a static inline, so it runs in the program with the program's
+ *    sizeof. The library reads only `size` bytes; fields beyond them take their defaults.
+ *    A struct bigger than the library's (newer headers) is accepted when the bytes the
+ *    library does not know are all 0 (every field added later has 0 as its default, the
+ *    earlier behaviour), else the call fails with -E2BIG: the program asked for something
+ *    this library cannot do. `size` below the required fields is -EINVAL.
+ *  - Outputs (vfio_uring_device_status, vfio_uring_engine_stats, vfio_uring_channel_stats)
+ *    are filled by functions that take the caller's sizeof(*out) (SPDK's convention):
+ *        vfio_uring_engine_get_stats(engine, &stats, sizeof(stats));
+ *    The library writes exactly `size` bytes: the fields it knows, as far as they fit, and
+ *    0 in any it does not know (a field added later reads 0 from an older library).
+ *  - A size of 0 or above VFIO_URING_STRUCT_SIZE_MAX is -EINVAL (an uninitialised size).
  */
 #ifndef VFIO_URING_H
 #define VFIO_URING_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h> /* memset, in the inline opts_init functions */
 #include <sys/types.h>
 
 #include "vfio-uring-version.h" /* VFIO_URING_VERSION_*, VFIO_URING_CHECK_VERSION() */
@@ -80,14 +104,15 @@ enum {
 #define VFIO_URING_DEFAULT_RING_ENTRIES 256u
 #define VFIO_URING_MAX_CHANNELS 256u                  /* the handshake's channel id is a u8 */
 #define VFIO_URING_IDSTR_MAX 256u                     /* including the terminating NUL */
+#define VFIO_URING_STRUCT_SIZE_MAX 4096u              /* largest `size` of a struct (see ABI) */
 
 /**
  * Engine options. Initialise with vfio_uring_engine_opts_init(), then set what you need;
- * `size` lets the struct grow without breaking binaries built against an older header.
+ * `size` lets the struct grow without breaking binaries built against other headers (ABI).
  */
 struct vfio_uring_engine_opts {
-	size_t size;                  /**< sizeof(struct vfio_uring_engine_opts) */
-	enum vfio_uring_side side;    /**< required */
+	size_t size;                  /**< sizeof(struct vfio_uring_engine_opts), as the caller sees it */
+	enum vfio_uring_side side;    /**< required (size must cover it) */
 	/**
 	 * The VM's UUID: a source sends it in every channel handshake, a destination checks it.
 	 * A QEMU destination compares it with its own -uuid (all zeros when -uuid is not given),
@@ -137,8 +162,12 @@ typedef int (*vfio_uring_load_config_fn)(void *opaque, const void *data, size_t 
  */
 typedef void (*vfio_uring_device_done_fn)(void *opaque, int error);
 
+/**
+ * Device options. Initialise with vfio_uring_device_opts_init(), then set what you need;
+ * `size` as in vfio_uring_engine_opts. idstr and data_fd are required (size must cover them).
+ */
 struct vfio_uring_device_opts {
-	size_t size;                 /**< sizeof(struct vfio_uring_device_opts) */
+	size_t size;                 /**< sizeof(struct vfio_uring_device_opts), as the caller sees it */
 	const char *idstr;           /**< device id string, at most 255 bytes */
 	uint32_t instance_id;
 	int data_fd;                 /**< migration data fd: read (source) or written (destination) */
@@ -173,6 +202,7 @@ enum vfio_uring_device_state {
 	VFIO_URING_DEVICE_NOT_MULTIFD = 4,/**< multifd OFF: left to the caller's single-stream path */
 };
 
+/* The outputs: filled by functions taking the caller's sizeof (see ABI above). */
 struct vfio_uring_device_status {
 	enum vfio_uring_device_state state;
 	int error;               /**< negated errno when FAILED, else 0 */
@@ -205,15 +235,38 @@ struct vfio_uring_channel_stats {
 	uint64_t packets;
 };
 
-/** Fills defaults: 64 MiB cap, 1 MiB chunks, 4 MiB max packet, 256 entries, no timeout. */
-VFIO_URING_API void vfio_uring_engine_opts_init(struct vfio_uring_engine_opts *opts,
-						enum vfio_uring_side side);
-VFIO_URING_API void vfio_uring_device_opts_init(struct vfio_uring_device_opts *opts);
+/**
+ * Sets every field to its default and `size` to this header's sizeof: 64 MiB cap, 1 MiB
+ * chunks, 4 MiB max packet, 256 entries, no timeout, no flags. Inline, so that `size` is
+ * the program's own (see ABI); the library fills the fields a smaller struct lacks with
+ * the same defaults.
+ */
+static inline void vfio_uring_engine_opts_init(struct vfio_uring_engine_opts *opts,
+					       enum vfio_uring_side side)
+{
+	memset(opts, 0, sizeof(*opts)); /* padding too: a newer library checks unknown bytes */
+	opts->size = sizeof(*opts);
+	opts->side = side;
+	opts->buffer_cap = VFIO_URING_DEFAULT_BUFFER_CAP;
+	opts->chunk_size = VFIO_URING_DEFAULT_CHUNK_SIZE;
+	opts->max_packet_size = VFIO_URING_DEFAULT_MAX_PACKET_SIZE;
+	opts->ring_entries = VFIO_URING_DEFAULT_RING_ENTRIES;
+}
+
+/** Defaults: no idstr, instance 0, data_fd -1, multifd AUTO, no callbacks, no flags. */
+static inline void vfio_uring_device_opts_init(struct vfio_uring_device_opts *opts)
+{
+	memset(opts, 0, sizeof(*opts));
+	opts->size = sizeof(*opts);
+	opts->data_fd = -1;
+	opts->multifd = VFIO_URING_MULTIFD_AUTO;
+}
 
 /**
  * Creates an engine and its io_uring, probing the kernel's features.
- * \return 0 and *out, or -EINVAL (bad options), -ENOMEM, -EOPNOTSUPP (kernel lacks an
- *         opcode the engine needs), or the error of io_uring_setup(2).
+ * \return 0 and *out, or -EINVAL (bad options), -E2BIG (opts->size, see ABI), -ENOMEM,
+ *         -EOPNOTSUPP (kernel lacks an opcode the engine needs), or the error of
+ *         io_uring_setup(2).
  */
 VFIO_URING_API int vfio_uring_engine_create(const struct vfio_uring_engine_opts *opts,
 					    struct vfio_uring_engine **out);
@@ -229,7 +282,8 @@ VFIO_URING_API int vfio_uring_engine_add_channel(struct vfio_uring_engine *engin
 
 /**
  * Registers a device; before start only. (idstr, instance_id) must be unique.
- * \return 0 and *out (owned by the engine), or -EINVAL, -EEXIST, -EBUSY, -ENOMEM.
+ * \return 0 and *out (owned by the engine), or -EINVAL, -E2BIG (opts->size, see ABI),
+ *         -EEXIST, -EBUSY, -ENOMEM.
  */
 VFIO_URING_API int vfio_uring_engine_add_device(struct vfio_uring_engine *engine,
 						const struct vfio_uring_device_opts *opts,
@@ -300,14 +354,21 @@ VFIO_URING_API int vfio_uring_engine_cancel(struct vfio_uring_engine *engine);
 VFIO_URING_API int vfio_uring_engine_error(const struct vfio_uring_engine *engine,
 					   const char **message);
 
+/**
+ * The outputs. `size` is the caller's sizeof(*status) (or *stats): exactly that many bytes
+ * are written (see ABI).
+ * \return 0, or -EINVAL (NULL, or size 0 or above VFIO_URING_STRUCT_SIZE_MAX).
+ */
 VFIO_URING_API int vfio_uring_device_get_status(const struct vfio_uring_device *dev,
-						struct vfio_uring_device_status *status);
+						struct vfio_uring_device_status *status,
+						size_t size);
 VFIO_URING_API int vfio_uring_engine_get_stats(const struct vfio_uring_engine *engine,
-					       struct vfio_uring_engine_stats *stats);
-/** \return 0, or -ENOENT for a channel number that does not exist. */
+					       struct vfio_uring_engine_stats *stats, size_t size);
+/** \return 0, -EINVAL as above, or -ENOENT for a channel number that does not exist. */
 VFIO_URING_API int vfio_uring_engine_get_channel_stats(const struct vfio_uring_engine *engine,
 						       unsigned channel,
-						       struct vfio_uring_channel_stats *stats);
+						       struct vfio_uring_channel_stats *stats,
+						       size_t size);
 /** Zeroes the byte and packet counters of the engine, its devices and channels. */
 VFIO_URING_API void vfio_uring_engine_reset_stats(struct vfio_uring_engine *engine);
 

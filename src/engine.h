@@ -168,6 +168,11 @@ struct vfio_uring_engine {
 
 /* engine.c */
 uint64_t vu_now_ns(void);
+/*
+ * Reads a caller's device options (of opts->size bytes, vfio-uring.h "ABI") into *o over
+ * the defaults: 0, -EINVAL (NULL, size below data_fd or too big) or -E2BIG.
+ */
+int vu_device_opts_read(struct vfio_uring_device_opts *o, const struct vfio_uring_device_opts *opts);
 struct io_uring_sqe *vu_engine_get_sqe(struct vfio_uring_engine *e);
 void vu_op_submitted(struct vfio_uring_engine *e, struct vu_op *op, struct io_uring_sqe *sqe);
 /*

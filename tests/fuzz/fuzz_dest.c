@@ -405,7 +405,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 	/* invariants */
 	ASSERT(rc == 1 || rc < 0, "process returned %d", rc);
 	ret = vfio_uring_engine_error(e, &msg);
-	ASSERT(vfio_uring_engine_get_stats(e, &stats) == 0, "stats");
+	ASSERT(vfio_uring_engine_get_stats(e, &stats, sizeof(stats)) == 0, "stats");
 	ASSERT(stats.buffer_peak <= stats.buffer_cap, "buffer peak %llu above the cap %llu",
 	       (unsigned long long)stats.buffer_peak, (unsigned long long)stats.buffer_cap);
 	if (rc < 0) {
@@ -422,7 +422,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 		struct vfio_uring_device_status st;
 		struct stat sb;
 
-		ASSERT(vfio_uring_device_get_status(devs[i], &st) == 0, "status");
+		ASSERT(vfio_uring_device_get_status(devs[i], &st, sizeof(st)) == 0, "status");
 		ASSERT(fstat(d[i].fd, &sb) == 0, "fstat");
 		ASSERT(d[i].done_calls <= 1 && d[i].config_calls <= 1, "device %d: done %d config %d",
 		       i, d[i].done_calls, d[i].config_calls);

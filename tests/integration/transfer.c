@@ -239,7 +239,7 @@ static int run_source(const int *socks)
 		struct vfio_uring_device_status st;
 		uint64_t chunks = (devs[i].size + read_size() - 1) / read_size();
 
-		vfio_uring_device_get_status(handles[i], &st);
+		vfio_uring_device_get_status(handles[i], &st, sizeof(st));
 		if (st.state != VFIO_URING_DEVICE_DONE || devs[i].done_calls != 1 || devs[i].done_error)
 			FAIL("source: device %u: state %s, done called %u times", i,
 			     vfio_uring_device_state_name(st.state), devs[i].done_calls);
@@ -424,7 +424,7 @@ int main(int argc, char **argv)
 							     : 60000;
 
 			if (poll(&pfd, 1, wait_ms) < 0 || (!cfg.late_switchover_ms && pfd.revents == 0)) {
-				vfio_uring_engine_get_stats(e, &est);
+				vfio_uring_engine_get_stats(e, &est, sizeof(est));
 				FAIL("destination: poll timed out before switchover (%llu of %llu packets)",
 				     (unsigned long long)est.packets, (unsigned long long)want);
 			}
@@ -433,7 +433,7 @@ int main(int argc, char **argv)
 				vfio_uring_engine_error(e, &msg);
 				FAIL("destination: before switchover: %s", msg);
 			}
-			vfio_uring_engine_get_stats(e, &est);
+			vfio_uring_engine_get_stats(e, &est, sizeof(est));
 			if (cfg.late_switchover_ms ? now_ms() >= late_until : est.packets >= want)
 				break;
 		}
@@ -474,7 +474,7 @@ int main(int argc, char **argv)
 		static uint8_t a[1 << 20], b[1 << 20];
 		struct stat sb;
 
-		vfio_uring_device_get_status(handles[i], &st);
+		vfio_uring_device_get_status(handles[i], &st, sizeof(st));
 		if (st.state != VFIO_URING_DEVICE_DONE || d->done_calls != 1 || d->done_error)
 			FAIL("device %u: state %s (%s)", i, vfio_uring_device_state_name(st.state),
 			     st.message);
@@ -495,7 +495,7 @@ int main(int argc, char **argv)
 		if (st.data_bytes != d->size)
 			FAIL("device %u: data_bytes %llu", i, (unsigned long long)st.data_bytes);
 	}
-	vfio_uring_engine_get_stats(e, &est);
+	vfio_uring_engine_get_stats(e, &est, sizeof(est));
 	if (est.packets != total_packets || est.bytes != total_bytes)
 		FAIL("destination: packets %llu/%llu bytes %llu/%llu", (unsigned long long)est.packets,
 		     (unsigned long long)total_packets, (unsigned long long)est.bytes,
@@ -506,7 +506,7 @@ int main(int argc, char **argv)
 		for (unsigned i = 0; i < cfg.channels; i++) {
 			struct vfio_uring_channel_stats cs;
 
-			vfio_uring_engine_get_channel_stats(e, i, &cs);
+			vfio_uring_engine_get_channel_stats(e, i, &cs, sizeof(cs));
 			wire += cs.wire_bytes;
 		}
 		if (wire != est.wire_bytes ||

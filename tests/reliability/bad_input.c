@@ -664,7 +664,7 @@ static void flood_before_switchover(void)
 		RL_CHECK(ret == -ETIMEDOUT, "run returned %d (%s), expected -ETIMEDOUT: waiting",
 			 ret, strerror(-ret));
 		RL_CHECK(vfio_uring_engine_error(d.e, NULL) == 0, "the engine failed");
-		RL_CHECK(vfio_uring_engine_get_stats(d.e, &st) == 0, "get_stats");
+		RL_CHECK(vfio_uring_engine_get_stats(d.e, &st, sizeof(st)) == 0, "get_stats");
 		printf("before switchover: %llu packets queued, buffer peak %llu of cap %llu\n",
 		       (unsigned long long)st.packets, (unsigned long long)st.buffer_peak,
 		       (unsigned long long)st.buffer_cap);
@@ -886,7 +886,7 @@ static void config_gate_failed_device(void)
 		RL_CHECK(ret == -ECANCELED, "run returned %d after cancel", ret);
 		ret = vfio_uring_device_config_load_ready(d.d[0].dev);
 		RL_CHECK(ret == -ECANCELED, "config_load_ready on a failed device returned %d", ret);
-		RL_CHECK(vfio_uring_device_get_status(d.d[0].dev, &st) == 0 &&
+		RL_CHECK(vfio_uring_device_get_status(d.d[0].dev, &st, sizeof(st)) == 0 &&
 			 st.state == VFIO_URING_DEVICE_FAILED, "device 0 not FAILED");
 		rl_dest_check_none_done(&d);
 		RL_CHECK(d.d[0].done_calls == 1 && d.d[0].done_error == -ECANCELED,
@@ -1023,7 +1023,7 @@ static void valid_stream_channel_ahead(void)
 
 			poll(&p, 1, 10);
 			rc = vfio_uring_engine_process(d.e);
-			vfio_uring_engine_get_stats(d.e, &st);
+			vfio_uring_engine_get_stats(d.e, &st, sizeof(st));
 		}
 		printf("channel 1 ahead by %llu bytes: engine %d\n",
 		       (unsigned long long)st.wire_bytes, rc);

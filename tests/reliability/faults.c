@@ -52,7 +52,7 @@ static void check_source_failed_cleanly(struct rl_mig *m)
 	for (int i = 0; i < m->ndev; i++) {
 		struct vfio_uring_device_status st;
 
-		vfio_uring_device_get_status(m->d[i].src, &st);
+		vfio_uring_device_get_status(m->d[i].src, &st, sizeof(st));
 		RL_CHECK(m->d[i].src_done_calls <= 1, "source device %s: done called %d times",
 			 m->d[i].idstr, m->d[i].src_done_calls);
 		if (st.state == VFIO_URING_DEVICE_FAILED)
@@ -79,7 +79,7 @@ static void source_read_error_at_start(void)
 		rl_mig_run(&m, 20000);
 		RL_CHECK(m.src_rc == -EISDIR, "source result %d", m.src_rc);
 		rl_check_error(m.src, -EISDIR, m.d[0].idstr, NULL);
-		vfio_uring_device_get_status(m.d[0].src, &st);
+		vfio_uring_device_get_status(m.d[0].src, &st, sizeof(st));
 		RL_CHECK(st.state == VFIO_URING_DEVICE_FAILED && st.error == -EISDIR,
 			 "device state %d error %d", st.state, st.error);
 		RL_CHECK(m.d[0].src_done_calls == 1 && m.d[0].src_done_error == -EISDIR,
@@ -123,7 +123,7 @@ static void source_read_error_mid(void)
 		rl_mig_run(&m, 20000);
 		RL_CHECK(m.src_rc == -EIO, "source result %d", m.src_rc);
 		rl_check_error(m.src, -EIO, m.d[1].idstr, NULL);
-		vfio_uring_device_get_status(m.d[1].src, &st);
+		vfio_uring_device_get_status(m.d[1].src, &st, sizeof(st));
 		printf("device read %llu bytes before EIO\n", (unsigned long long)st.data_bytes);
 		RL_CHECK(st.state == VFIO_URING_DEVICE_FAILED && st.error == -EIO,
 			 "device state %d error %d", st.state, st.error);
@@ -131,7 +131,7 @@ static void source_read_error_mid(void)
 		RL_CHECK(m.dst_rc < 0, "destination result %d", m.dst_rc);
 		/* the destination compares with the mapping's bytes only for a prefix: skip */
 		for (int i = 0; i < m.ndev; i++) {
-			vfio_uring_device_get_status(m.d[i].dst, &st);
+			vfio_uring_device_get_status(m.d[i].dst, &st, sizeof(st));
 			RL_CHECK(st.state != VFIO_URING_DEVICE_DONE || i == 0,
 				 "destination device %d DONE", i);
 		}
@@ -160,13 +160,13 @@ static void dest_enospc(void)
 		rl_mig_run(&m, 20000);
 		RL_CHECK(m.dst_rc == -ENOSPC, "destination result %d", m.dst_rc);
 		rl_check_error(m.dst, -ENOSPC, m.d[0].idstr, NULL);
-		vfio_uring_device_get_status(m.d[0].dst, &st);
+		vfio_uring_device_get_status(m.d[0].dst, &st, sizeof(st));
 		RL_CHECK(st.state == VFIO_URING_DEVICE_FAILED && st.error == -ENOSPC,
 			 "device state %d error %d", st.state, st.error);
 		RL_CHECK(m.d[0].config_calls == 0, "config loaded");
 		RL_CHECK(m.src_rc < 0, "source result %d", m.src_rc);
 		check_source_failed_cleanly(&m);
-		vfio_uring_device_get_status(m.d[1].dst, &st);
+		vfio_uring_device_get_status(m.d[1].dst, &st, sizeof(st));
 		RL_CHECK(st.state != VFIO_URING_DEVICE_DONE || m.d[1].config_ok,
 			 "device 1 DONE without its config");
 	}
@@ -188,7 +188,7 @@ static void dest_load_config_error(void)
 		rl_mig_run(&m, 20000);
 		RL_CHECK(m.dst_rc == -EIO, "destination result %d", m.dst_rc);
 		rl_check_error(m.dst, -EIO, m.d[1].idstr, NULL);
-		vfio_uring_device_get_status(m.d[1].dst, &st);
+		vfio_uring_device_get_status(m.d[1].dst, &st, sizeof(st));
 		RL_CHECK(st.state == VFIO_URING_DEVICE_FAILED && st.error == -EIO,
 			 "device state %d error %d", st.state, st.error);
 		RL_CHECK(m.d[1].dst_done_calls == 1 && m.d[1].dst_done_error == -EIO,
@@ -580,7 +580,7 @@ static void source_data_bytes_counts_every_read(void)
 			struct vfio_uring_device_status st;
 			off_t pos = lseek(m.d[i].src_fd, 0, SEEK_CUR);
 
-			vfio_uring_device_get_status(m.d[i].src, &st);
+			vfio_uring_device_get_status(m.d[i].src, &st, sizeof(st));
 			printf("device %s: fd moved %lld, data_bytes %llu\n", m.d[i].idstr,
 			       (long long)(pos - m.d[i].src_pos0), (unsigned long long)st.data_bytes);
 			RL_CHECK((uint64_t)(pos - m.d[i].src_pos0) == st.data_bytes,
@@ -812,7 +812,7 @@ static void source_save_config_error(void)
 	ret = vfio_uring_engine_run(e, 20000);
 	RL_CHECK(ret == -EIO, "run %d", ret);
 	rl_check_error(e, -EIO, "0000:04:00.0/vfio", "save_config");
-	vfio_uring_device_get_status(dev, &st);
+	vfio_uring_device_get_status(dev, &st, sizeof(st));
 	RL_CHECK(st.state == VFIO_URING_DEVICE_FAILED && st.error == -EIO, "state %d error %d",
 		 st.state, st.error);
 	vfio_uring_engine_destroy(e);

@@ -445,7 +445,7 @@ void rl_dest_check_none_done(struct rl_dest *d)
 		struct rl_dest_dev *dd = &d->d[i];
 		struct vfio_uring_device_status st;
 
-		RL_CHECK(vfio_uring_device_get_status(dd->dev, &st) == 0, "get_status");
+		RL_CHECK(vfio_uring_device_get_status(dd->dev, &st, sizeof(st)) == 0, "get_status");
 		RL_CHECK(st.state != VFIO_URING_DEVICE_DONE, "device %s reported DONE", dd->idstr);
 		RL_CHECK(dd->config_calls == 0, "device %s: config loaded %d times", dd->idstr,
 			 dd->config_calls);
@@ -487,7 +487,7 @@ void rl_check_buffer_peak(struct vfio_uring_engine *e)
 {
 	struct vfio_uring_engine_stats st;
 
-	RL_CHECK(vfio_uring_engine_get_stats(e, &st) == 0, "get_stats");
+	RL_CHECK(vfio_uring_engine_get_stats(e, &st, sizeof(st)) == 0, "get_stats");
 	printf("buffer peak %llu of cap %llu\n", (unsigned long long)st.buffer_peak,
 	       (unsigned long long)st.buffer_cap);
 	RL_CHECK(st.buffer_peak <= st.buffer_cap, "buffer peak %llu above the cap %llu",
@@ -711,7 +711,7 @@ static void check_status_consistent(struct rl_mig *m, bool source)
 	for (int i = 0; i < m->ndev; i++) {
 		struct vfio_uring_device_status st;
 
-		vfio_uring_device_get_status(source ? m->d[i].src : m->d[i].dst, &st);
+		vfio_uring_device_get_status(source ? m->d[i].src : m->d[i].dst, &st, sizeof(st));
 		RL_CHECK((st.error != 0) == (st.state == VFIO_URING_DEVICE_FAILED),
 			 "%s device %s: state %s with error %d", source ? "source" : "destination",
 			 m->d[i].idstr, vfio_uring_device_state_name(st.state), st.error);
@@ -767,7 +767,7 @@ static void drain_failed(struct vfio_uring_engine *e, int rc, struct rl_mig *m, 
 	for (int i = 0; i < m->ndev; i++) {
 		struct vfio_uring_device_status st;
 
-		vfio_uring_device_get_status(source ? m->d[i].src : m->d[i].dst, &st);
+		vfio_uring_device_get_status(source ? m->d[i].src : m->d[i].dst, &st, sizeof(st));
 		RL_CHECK(st.state != VFIO_URING_DEVICE_ACTIVE,
 			 "%s device %s still ACTIVE (error %d) after run() returned %d",
 			 source ? "source" : "destination", m->d[i].idstr, st.error, ret);
@@ -814,10 +814,10 @@ void rl_mig_check_complete(struct rl_mig *m)
 		free(want);
 		RL_CHECK(md->config_calls == 1 && md->config_ok, "device %s: config %d calls ok %d",
 			 md->idstr, md->config_calls, md->config_ok);
-		vfio_uring_device_get_status(md->dst, &st);
+		vfio_uring_device_get_status(md->dst, &st, sizeof(st));
 		RL_CHECK(st.state == VFIO_URING_DEVICE_DONE, "device %s state %d", md->idstr,
 			 st.state);
-		vfio_uring_device_get_status(md->src, &st);
+		vfio_uring_device_get_status(md->src, &st, sizeof(st));
 		RL_CHECK(st.state == VFIO_URING_DEVICE_DONE, "source device %s state %d", md->idstr,
 			 st.state);
 	}
@@ -832,7 +832,7 @@ void rl_mig_check_dest_consistent(struct rl_mig *m)
 		uint8_t *got = rl_fd_read_all(md->dst_fd, &n);
 		uint8_t *want = rl_fd_read_all(md->src_fd, &sn);
 
-		vfio_uring_device_get_status(md->dst, &st);
+		vfio_uring_device_get_status(md->dst, &st, sizeof(st));
 		RL_CHECK(md->dst_done_calls <= 1, "device %s: done callback %d times", md->idstr,
 			 md->dst_done_calls);
 		if (!want || !md->src_sum) {
@@ -867,7 +867,7 @@ uint64_t rl_wire_bytes(struct vfio_uring_engine *e)
 {
 	struct vfio_uring_engine_stats st;
 
-	if (!e || vfio_uring_engine_get_stats(e, &st))
+	if (!e || vfio_uring_engine_get_stats(e, &st, sizeof(st)))
 		return 0;
 	return st.wire_bytes;
 }
@@ -878,7 +878,7 @@ void rl_mig_check_source_untouched(struct rl_mig *m)
 
 	if (!m->src)
 		return;
-	vfio_uring_engine_get_stats(m->src, &es);
+	vfio_uring_engine_get_stats(m->src, &es, sizeof(es));
 	for (int i = 0; i < m->ndev; i++) {
 		struct rl_mig_dev *md = &m->d[i];
 		struct vfio_uring_device_status st;
@@ -890,7 +890,7 @@ void rl_mig_check_source_untouched(struct rl_mig *m)
 				 "source device %s: the data fd's content changed", md->idstr);
 		if (pos < 0)
 			continue;
-		vfio_uring_device_get_status(md->src, &st);
+		vfio_uring_device_get_status(md->src, &st, sizeof(st));
 		RL_CHECK(pos >= md->src_pos0 && moved >= st.data_bytes &&
 				 moved <= st.data_bytes + es.buffer_cap,
 			 "source device %s: fd moved %llu bytes, %llu were read (cap %llu)",

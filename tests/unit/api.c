@@ -50,7 +50,7 @@ static enum vfio_uring_device_state state(const struct vfio_uring_device *dev)
 {
 	struct vfio_uring_device_status st;
 
-	vfio_uring_device_get_status(dev, &st);
+	vfio_uring_device_get_status(dev, &st, sizeof(st));
 	return st.state;
 }
 
@@ -160,7 +160,7 @@ static void test_multifd_switch(void)
 	CHECK(vfio_uring_engine_start(e) == 0, "start");
 	CHECK(state(a) == VFIO_URING_DEVICE_NOT_MULTIFD && state(b) == VFIO_URING_DEVICE_NOT_MULTIFD,
 	      "AUTO without channels and OFF are left to the caller");
-	vfio_uring_device_get_status(a, &st);
+	vfio_uring_device_get_status(a, &st, sizeof(st));
 	CHECK(strcmp(vfio_uring_device_state_name(st.state), "not-multifd") == 0, "state name");
 	CHECK(vfio_uring_device_set_multifd(a, VFIO_URING_MULTIFD_ON) == -EBUSY, "switch after start");
 	CHECK(vfio_uring_engine_run(e, 1000) == 0, "nothing to move: done at once");
@@ -197,16 +197,16 @@ static void test_pair_and_stats(void)
 	      state(s_off) == VFIO_URING_DEVICE_NOT_MULTIFD && state(d_off) == VFIO_URING_DEVICE_NOT_MULTIFD,
 	      "states");
 	CHECK(lseek(dst_fd, 0, SEEK_END) == 13, "13 bytes arrived");
-	vfio_uring_engine_get_stats(dst, &st);
+	vfio_uring_engine_get_stats(dst, &st, sizeof(st));
 	/* data packet 12 + 13, config packet 12 + 16 (empty blob) */
 	CHECK(st.packets == 2 && st.bytes == 53 && st.wire_bytes == 64 + 2 * 276 + 53,
 	      "destination stats %llu %llu %llu", (unsigned long long)st.packets,
 	      (unsigned long long)st.bytes, (unsigned long long)st.wire_bytes);
-	CHECK(vfio_uring_engine_get_channel_stats(src, 0, &cs) == 0 && cs.packets == 2 &&
+	CHECK(vfio_uring_engine_get_channel_stats(src, 0, &cs, sizeof(cs)) == 0 && cs.packets == 2 &&
 	      cs.wire_bytes == st.wire_bytes, "source channel stats");
-	CHECK(vfio_uring_engine_get_channel_stats(src, 1, &cs) == -ENOENT, "no channel 1");
+	CHECK(vfio_uring_engine_get_channel_stats(src, 1, &cs, sizeof(cs)) == -ENOENT, "no channel 1");
 	vfio_uring_engine_reset_stats(src);
-	vfio_uring_engine_get_stats(src, &st);
+	vfio_uring_engine_get_stats(src, &st, sizeof(st));
 	CHECK(st.packets == 0 && st.bytes == 0 && st.wire_bytes == 0, "reset");
 	vfio_uring_engine_destroy(src);
 	vfio_uring_engine_destroy(dst);
@@ -241,7 +241,7 @@ static void test_packet_for_off_device(void)
 	vfio_uring_engine_error(dst, &msg);
 	CHECK(strstr(msg, "gpu0") && strstr(msg, "channel 0") && strstr(msg, "destination"),
 	      "message: %s", msg);
-	vfio_uring_device_get_status(d, &st);
+	vfio_uring_device_get_status(d, &st, sizeof(st));
 	CHECK(st.state == VFIO_URING_DEVICE_NOT_MULTIFD, "the OFF device is untouched");
 	vfio_uring_engine_destroy(src);
 	vfio_uring_engine_destroy(dst);
@@ -280,7 +280,7 @@ static void test_cancel(void)
 	CHECK(vfio_uring_engine_run(src, 200) == -ETIMEDOUT, "blocked transfer times out the run call");
 	CHECK(vfio_uring_engine_cancel(src) == 0, "cancel");
 	CHECK(vfio_uring_engine_run(src, 5000) == -ECANCELED, "run after cancel");
-	vfio_uring_device_get_status(dev, &st);
+	vfio_uring_device_get_status(dev, &st, sizeof(st));
 	CHECK(st.state == VFIO_URING_DEVICE_FAILED && st.error == -ECANCELED && done_error == -ECANCELED,
 	      "device failed with -ECANCELED (%d, %d)", st.error, done_error);
 	vfio_uring_engine_destroy(src);
@@ -311,7 +311,7 @@ static void test_progress_timeout_names_the_wait(void)
 	vfio_uring_engine_error(dst, &msg);
 	CHECK(strstr(msg, "no progress for 200 ms") && strstr(msg, "channel 0 (receive)"),
 	      "message names the stalled channel: %s", msg);
-	vfio_uring_device_get_status(dev, &st);
+	vfio_uring_device_get_status(dev, &st, sizeof(st));
 	CHECK(st.state == VFIO_URING_DEVICE_FAILED && st.error == -ECANCELED,
 	      "device failed as a consequence (%d)", st.error);
 	vfio_uring_engine_destroy(dst);

@@ -424,7 +424,7 @@ static int run_engine(struct vfio_uring_engine *engine, struct device *devs, uns
 		uint64_t done = 0;
 		for (unsigned i = 0; i < ndev; i++) {
 			struct vfio_uring_device_status st;
-			if (vfio_uring_device_get_status(devs[i].dev, &st) == 0)
+			if (vfio_uring_device_get_status(devs[i].dev, &st, sizeof(st)) == 0)
 				done += st.data_bytes;
 		}
 		double t = now_s();
@@ -456,7 +456,7 @@ static void summary(struct vfio_uring_engine *engine, struct device *devs, unsig
 	struct vfio_uring_engine_stats es = { 0 };
 
 	if (engine)
-		vfio_uring_engine_get_stats(engine, &es);
+		vfio_uring_engine_get_stats(engine, &es, sizeof(es));
 	printf("%s summary: %s over %u channel(s) in %.3f s\n", o->listen ? "load" : "save",
 	       result == 0 ? "OK" : "FAILED", o->channels, secs);
 	printf("  %-40s %-10s %10s %10s %8s  %s\n", "device", "state", "data", "MIG_DATA", "packets",
@@ -467,7 +467,7 @@ static void summary(struct vfio_uring_engine *engine, struct device *devs, unsig
 		enum vfio_uring_vfio_state vs = VFIO_URING_VFIO_ERROR;
 		const char *state = "?";
 		if (d->dev)
-			vfio_uring_device_get_status(d->dev, &st);
+			vfio_uring_device_get_status(d->dev, &st, sizeof(st));
 		if (d->vfio && vfio_uring_vfio_get_state(d->vfio, &vs) == 0)
 			state = vfio_uring_vfio_state_name(vs);
 		printf("  %-40s %-10s %10llu %10llu %8llu  %s\n", d->name, state,
