@@ -202,6 +202,110 @@ enum vfio_uring_device_state {
 	VFIO_URING_DEVICE_NOT_MULTIFD = 4,/**< multifd OFF: left to the caller's single-stream path */
 };
 
+/**
+ * Why a migration failed. The errno a failure carries is its coarse class, which several
+ * reasons may share (-ECANCELED: cancelled, destroyed, or failed because of another
+ * device; -ECONNRESET: a truncated stream or a reset socket); the reason says exactly which
+ * check or which operation failed. vfio_uring_engine_reason() gives the engine's (the first
+ * failure), vfio_uring_device_status.reason a device's, vfio_uring_reason_name() a name.
+ * A value never changes meaning; new reasons get new values (and may appear in a newer
+ * library: print unknown ones by number).
+ *
+ * The list is an X-macro, X(name, value, errno, side, meaning): the enum, the library's
+ * names and errnos, the tests and the table in docs/RELIABILITY.md are all generated from
+ * it. errno is an E* constant, or 0 where it is the failed call's own; side is the engine
+ * side it occurs on (DESTINATION, SOURCE or BOTH).
+ *
+ * VFIO_URING_REASONS_WIRE: a destination's checks of what its peer sent, in the order it
+ * makes them. Each has an errno of its own, distinct from every other check's and from the
+ * fixed errno of every other reason a destination can fail with, so that even the errno
+ * alone names the check.
+ */
+#define VFIO_URING_REASONS_WIRE(X)                                                           \
+	X(HS_MAGIC, 1, EPROTO, DESTINATION, "handshake magic is not 0x11223344")               \
+	X(HS_VERSION, 2, EPROTONOSUPPORT, DESTINATION, "handshake version is not 1")           \
+	X(HS_UUID, 3, EACCES, DESTINATION,                                                     \
+	  "handshake UUID is not opts.uuid (another VM's stream, or the sides were given "      \
+	  "different UUIDs)")                                                                  \
+	X(HS_CHANNEL_RANGE, 4, ECHRNG, DESTINATION,                                            \
+	  "handshake channel id >= the number of channels")                                    \
+	X(HS_CHANNEL_DUP, 5, EALREADY, DESTINATION,                                            \
+	  "handshake channel id already seen on another channel")                              \
+	X(PKT_MAGIC, 6, EBADMSG, DESTINATION,                                                  \
+	  "packet magic wrong: garbage where a packet header belongs (also: bytes after every " \
+	  "device was done)")                                                                  \
+	X(PKT_VERSION, 7, ENOPROTOOPT, DESTINATION, "packet header version is not 1")         \
+	X(PKT_NOT_DEVICE_STATE, 10, EPROTOTYPE, DESTINATION,                                   \
+	  "not a device-state packet (e.g. a RAM packet)")                                     \
+	X(PKT_SYNC, 8, EBADE, DESTINATION, "SYNC flag on a device-state packet")              \
+	X(PKT_COMPRESSION, 9, EOPNOTSUPP, DESTINATION,                                         \
+	  "a compression flag: compressed device state is not supported")                      \
+	X(PKT_FLAGS, 11, EBADRQC, DESTINATION, "unknown packet flag bits")                     \
+	X(PKT_IDSTR, 12, ENAMETOOLONG, DESTINATION, "idstr not NUL-terminated")                \
+	X(PKT_EMPTY, 13, ENODATA, DESTINATION, "next_packet_size is 0")                        \
+	X(PKT_TOO_BIG, 14, EMSGSIZE, DESTINATION, "next_packet_size above opts.max_packet_size") \
+	X(PKT_UNKNOWN_DEVICE, 15, ENODEV, DESTINATION,                                         \
+	  "no device registered with the packet's idstr and instance_id")                      \
+	X(PKT_NOT_MULTIFD, 16, EPERM, DESTINATION,                                             \
+	  "packet for a device whose multifd switch is OFF")                                   \
+	X(VFIO_SHORT, 17, EBADR, DESTINATION, "payload shorter than the 12-byte VFIO header")   \
+	X(VFIO_VERSION, 18, EPFNOSUPPORT, DESTINATION, "VFIO packet version is not 0")         \
+	X(VFIO_FLAGS, 19, EBADSLT, DESTINATION, "unknown VFIO packet flag bits")               \
+	X(VFIO_IDX_INVALID, 20, ERANGE, DESTINATION, "VFIO packet idx is UINT32_MAX")          \
+	X(VFIO_IDX_DUP, 21, EEXIST, DESTINATION, "VFIO packet idx already received")           \
+	X(VFIO_CONFIG_DUP, 22, ENOTUNIQ, DESTINATION, "a second config packet for the device") \
+	X(VFIO_DATA_AFTER_CONFIG, 23, EILSEQ, DESTINATION,                                     \
+	  "config packet idx N, but a data packet idx >= N was received")                      \
+	X(VFIO_IDX_BEYOND_CONFIG, 24, EOVERFLOW, DESTINATION,                                  \
+	  "data packet idx above the config packet's")                                         \
+	X(VFIO_CONFIG_FRAMING, 25, EUCLEAN, DESTINATION,                                       \
+	  "config packet markers (DEV_CONFIG_STATE, END_OF_STATE) missing or wrong")           \
+	X(STREAM_TRUNCATED, 26, ECONNRESET, DESTINATION,                                       \
+	  "a channel ended (EOF) inside a handshake, packet header or payload")                \
+	X(STREAM_ENDED, 27, ENOLINK, DESTINATION,                                              \
+	  "a channel ended before its handshake, or every channel ended with a device "         \
+	  "incomplete")
+
+/** Every other failure: the engine's limits, failed operations, the caller. */
+#define VFIO_URING_REASONS_OTHER(X)                                                          \
+	X(BUFFER_CAP, 28, ENOBUFS, DESTINATION,                                                \
+	  "the buffer cap is full of packets waiting for earlier ones and every channel waits " \
+	  "for room: no write can free any")                                                   \
+	X(MAX_QUEUED_BYTES, 29, ENOBUFS, DESTINATION,                                          \
+	  "received packets not yet written would exceed opts.max_queued_bytes")               \
+	X(SOCKET_SEND, 30, 0, SOURCE,                                                          \
+	  "a send on a channel failed (e.g. EPIPE or ECONNRESET: the peer closed or reset it; " \
+	  "EPIPE for a send of 0 bytes)")                                                      \
+	X(SOCKET_RECV, 31, 0, DESTINATION,                                                     \
+	  "a receive on a channel failed (e.g. ECONNRESET: the peer's socket was reset)")      \
+	X(DATA_FD_READ, 32, 0, SOURCE, "a read of a device's migration data fd failed")        \
+	X(DATA_FD_WRITE, 33, 0, DESTINATION,                                                   \
+	  "a write of a device's migration data fd failed (EIO for a write of 0 bytes)")       \
+	X(SAVE_CONFIG, 34, 0, SOURCE,                                                          \
+	  "the save_config callback failed: its return value (EINVAL for a length without "     \
+	  "data)")                                                                             \
+	X(LOAD_CONFIG, 35, 0, DESTINATION, "the load_config callback failed: its return value") \
+	X(CONFIG_TOO_BIG, 36, EMSGSIZE, SOURCE, "a device's config blob does not fit the buffer cap") \
+	X(IDX_EXHAUSTED, 37, EOVERFLOW, SOURCE,                                                \
+	  "a device has more packets than a u32 idx can number")                               \
+	X(PROGRESS_TIMEOUT, 38, ETIMEDOUT, BOTH,                                               \
+	  "no progress for opts.progress_timeout_ms (the message names what it waited on)")    \
+	X(RING_ENTER, 39, 0, BOTH, "io_uring_enter(2) failed")                                 \
+	X(CANCELLED, 40, ECANCELED, BOTH, "vfio_uring_engine_cancel()")                        \
+	X(DESTROYED, 41, ECANCELED, BOTH, "vfio_uring_engine_destroy() during the transfer")   \
+	X(FALLOUT, 42, ECANCELED, BOTH,                                                        \
+	  "a device's only: the migration failed elsewhere (another device, a channel, the "    \
+	  "engine); the engine's reason says why")
+
+#define VFIO_URING_REASONS(X) VFIO_URING_REASONS_WIRE(X) VFIO_URING_REASONS_OTHER(X)
+
+#define VFIO_URING_REASON_ENUM_(name, value, errno_, side, meaning) \
+	VFIO_URING_REASON_##name = value,
+enum vfio_uring_reason {
+	VFIO_URING_REASON_NONE = 0, /**< no failure */
+	VFIO_URING_REASONS(VFIO_URING_REASON_ENUM_)
+};
+
 /* The outputs: filled by functions taking the caller's sizeof (see ABI above). */
 struct vfio_uring_device_status {
 	enum vfio_uring_device_state state;
@@ -211,6 +315,11 @@ struct vfio_uring_device_status {
 	uint64_t data_bytes;     /**< bytes read from (source) or written to (destination) the data fd */
 	uint64_t packets;        /**< packets sent (source) or received (destination) */
 	uint64_t packets_queued; /**< destination: packets received and waiting for their turn */
+	/**
+	 * Why it FAILED (else VFIO_URING_REASON_NONE): the engine's first failure for the
+	 * device it concerned, VFIO_URING_REASON_FALLOUT for the others.
+	 */
+	enum vfio_uring_reason reason;
 };
 
 struct vfio_uring_engine_stats {
@@ -354,6 +463,9 @@ VFIO_URING_API int vfio_uring_engine_cancel(struct vfio_uring_engine *engine);
 VFIO_URING_API int vfio_uring_engine_error(const struct vfio_uring_engine *engine,
 					   const char **message);
 
+/** The reason of the engine's first error (VFIO_URING_REASON_NONE if none, or engine NULL). */
+VFIO_URING_API enum vfio_uring_reason vfio_uring_engine_reason(const struct vfio_uring_engine *engine);
+
 /**
  * The outputs. `size` is the caller's sizeof(*status) (or *stats): exactly that many bytes
  * are written (see ABI).
@@ -377,6 +489,8 @@ VFIO_URING_API uint32_t vfio_uring_device_instance_id(const struct vfio_uring_de
 
 /** Names for printing. */
 VFIO_URING_API const char *vfio_uring_device_state_name(enum vfio_uring_device_state state);
+/** The reason's name without the prefix ("HS_MAGIC"), or "unknown". */
+VFIO_URING_API const char *vfio_uring_reason_name(enum vfio_uring_reason reason);
 
 /**
  * The library's version, "MAJOR.MINOR.PATCH": the library the program runs with, which may

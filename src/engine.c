@@ -506,13 +506,20 @@ void vu_device_done(struct vfio_uring_device *dev)
 }
 
 void vu_engine_fail(struct vfio_uring_engine *e, struct vfio_uring_device *dev,
-		    struct vu_channel *chan, int err, const char *fmt, ...)
+		    struct vu_channel *chan, enum vfio_uring_reason reason, int err,
+		    const char *fmt, ...)
 {
 	char cause[VU_MESSAGE_SIZE];
 	char where[VU_MESSAGE_SIZE / 2] = "";
 	int n = 0;
 	va_list ap;
 
+	/* A reason with an errno of its own takes it; one without needs the call's. */
+	assert(reason != VFIO_URING_REASON_NONE && reason != VFIO_URING_REASON_FALLOUT);
+	assert(!err || !vu_reason_errno(reason) || err == vu_reason_errno(reason));
+	if (!err)
+		err = vu_reason_errno(reason);
+	assert(err < 0);
 	if (e->failed)
 		return; /* the first error is the cause; what follows is fallout */
 	va_start(ap, fmt);
@@ -526,6 +533,7 @@ void vu_engine_fail(struct vfio_uring_engine *e, struct vfio_uring_device *dev,
 	snprintf(e->message, sizeof(e->message), "%s: %.230s%.260s", vu_side_name(e), where, cause);
 	e->failed = true;
 	e->error = err;
+	e->reason = reason;
 	VU_PROBE(error, (int)e->opts.side, dev ? dev->idstr : "", dev ? dev->instance_id : 0, err,
 		 e->message);
 
@@ -536,9 +544,11 @@ void vu_engine_fail(struct vfio_uring_engine *e, struct vfio_uring_device *dev,
 			continue;
 		if (d == dev) {
 			d->error = err;
+			d->reason = reason;
 			snprintf(d->message, sizeof(d->message), "%s", e->message);
 		} else {
-			d->error = -ECANCELED;
+			d->error = vu_reason_errno(VFIO_URING_REASON_FALLOUT);
+			d->reason = VFIO_URING_REASON_FALLOUT;
 			snprintf(d->message, sizeof(d->message), "migration failed: %.480s", e->message);
 		}
 		fail_device(d);
@@ -663,7 +673,8 @@ static void check_progress(struct vfio_uring_engine *e, uint64_t now)
 		char waits[VU_MESSAGE_SIZE / 2];
 
 		describe_waits(e, waits, sizeof(waits));
-		vu_engine_fail(e, NULL, NULL, -ETIMEDOUT, "no progress for %u ms, waiting on %s",
+		vu_engine_fail(e, NULL, NULL, VFIO_URING_REASON_PROGRESS_TIMEOUT, 0,
+			       "no progress for %u ms, waiting on %s",
 			       e->opts.progress_timeout_ms, waits);
 	}
 }
@@ -679,7 +690,8 @@ int vfio_uring_engine_process(struct vfio_uring_engine *e)
 		ret = io_uring_submit_and_get_events(&e->ring);
 		e->ring_enters++;
 		if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY)
-			vu_engine_fail(e, NULL, NULL, ret, "io_uring_enter failed: %s", strerror(-ret));
+			vu_engine_fail(e, NULL, NULL, VFIO_URING_REASON_RING_ENTER, ret,
+				       "io_uring_enter failed: %s", strerror(-ret));
 		if (reap(e) == 0)
 			break;
 	}
@@ -730,7 +742,8 @@ int vfio_uring_engine_run(struct vfio_uring_engine *e, int timeout_ms)
 		}
 		e->ring_enters++;
 		if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY)
-			vu_engine_fail(e, NULL, NULL, ret, "io_uring_enter failed: %s", strerror(-ret));
+			vu_engine_fail(e, NULL, NULL, VFIO_URING_REASON_RING_ENTER, ret,
+				       "io_uring_enter failed: %s", strerror(-ret));
 		reap(e);
 	}
 	return ret > 0 ? 0 : ret;
@@ -748,7 +761,7 @@ int vfio_uring_engine_cancel(struct vfio_uring_engine *e)
 	if (!e)
 		return -EINVAL;
 	if (e->started && !e->finishing)
-		vu_engine_fail(e, NULL, NULL, -ECANCELED, "cancelled by the caller");
+		vu_engine_fail(e, NULL, NULL, VFIO_URING_REASON_CANCELLED, 0, "cancelled by the caller");
 	return 0;
 }
 
@@ -759,6 +772,11 @@ int vfio_uring_engine_error(const struct vfio_uring_engine *e, const char **mess
 	if (message)
 		*message = e->message;
 	return e->error;
+}
+
+enum vfio_uring_reason vfio_uring_engine_reason(const struct vfio_uring_engine *e)
+{
+	return e ? e->reason : VFIO_URING_REASON_NONE;
 }
 
 /* Waits for every operation in flight, so no kernel write can land in freed memory. */
@@ -814,7 +832,8 @@ void vfio_uring_engine_destroy(struct vfio_uring_engine *e)
 	if (!e)
 		return;
 	if (e->started && !e->failed && (e->in_flight || !e->finishing))
-		vu_engine_fail(e, NULL, NULL, -ECANCELED, "engine destroyed during the transfer");
+		vu_engine_fail(e, NULL, NULL, VFIO_URING_REASON_DESTROYED, 0,
+			       "engine destroyed during the transfer");
 	drain(e);
 	release_buffers(e);
 	/*
@@ -853,6 +872,7 @@ int vfio_uring_device_get_status(const struct vfio_uring_device *dev,
 		.data_bytes = dev->data_bytes,
 		.packets = dev->packets,
 		.packets_queued = dev->queued,
+		.reason = dev->state == VFIO_URING_DEVICE_FAILED ? dev->reason : VFIO_URING_REASON_NONE,
 	};
 	return copy_out(status, size, &st, sizeof(st));
 }

@@ -193,6 +193,9 @@ static void test_pair_and_stats(void)
 	vfio_uring_engine_switchover_start(dst);
 	run_pair(src, dst, &rs, &rd);
 	CHECK(rs == 1 && rd == 1, "both done: %d %d", rs, rd);
+	CHECK(vfio_uring_engine_reason(src) == VFIO_URING_REASON_NONE &&
+	      vfio_uring_engine_reason(dst) == VFIO_URING_REASON_NONE &&
+	      vfio_uring_engine_reason(NULL) == VFIO_URING_REASON_NONE, "no failure, no reason");
 	CHECK(state(s_on) == VFIO_URING_DEVICE_DONE && state(d_on) == VFIO_URING_DEVICE_DONE &&
 	      state(s_off) == VFIO_URING_DEVICE_NOT_MULTIFD && state(d_off) == VFIO_URING_DEVICE_NOT_MULTIFD,
 	      "states");
@@ -237,12 +240,15 @@ static void test_packet_for_off_device(void)
 	vfio_uring_engine_start(dst);
 	vfio_uring_engine_switchover_start(dst);
 	run_pair(src, dst, &rs, &rd);
-	CHECK(rd == -EPERM, "destination error %d", rd);
+	CHECK(rd == -EPERM && vfio_uring_engine_reason(dst) == VFIO_URING_REASON_PKT_NOT_MULTIFD,
+	      "destination error %d, reason %s", rd,
+	      vfio_uring_reason_name(vfio_uring_engine_reason(dst)));
 	vfio_uring_engine_error(dst, &msg);
 	CHECK(strstr(msg, "gpu0") && strstr(msg, "channel 0") && strstr(msg, "destination"),
 	      "message: %s", msg);
 	vfio_uring_device_get_status(d, &st, sizeof(st));
-	CHECK(st.state == VFIO_URING_DEVICE_NOT_MULTIFD, "the OFF device is untouched");
+	CHECK(st.state == VFIO_URING_DEVICE_NOT_MULTIFD && st.reason == VFIO_URING_REASON_NONE,
+	      "the OFF device is untouched");
 	vfio_uring_engine_destroy(src);
 	vfio_uring_engine_destroy(dst);
 	close(sv[0]);
@@ -283,6 +289,9 @@ static void test_cancel(void)
 	vfio_uring_device_get_status(dev, &st, sizeof(st));
 	CHECK(st.state == VFIO_URING_DEVICE_FAILED && st.error == -ECANCELED && done_error == -ECANCELED,
 	      "device failed with -ECANCELED (%d, %d)", st.error, done_error);
+	CHECK(vfio_uring_engine_reason(src) == VFIO_URING_REASON_CANCELLED &&
+	      st.reason == VFIO_URING_REASON_FALLOUT, "reasons: engine %s, device %s",
+	      vfio_uring_reason_name(vfio_uring_engine_reason(src)), vfio_uring_reason_name(st.reason));
 	vfio_uring_engine_destroy(src);
 	close(sv[0]);
 	close(sv[1]);
@@ -312,8 +321,11 @@ static void test_progress_timeout_names_the_wait(void)
 	CHECK(strstr(msg, "no progress for 200 ms") && strstr(msg, "channel 0 (receive)"),
 	      "message names the stalled channel: %s", msg);
 	vfio_uring_device_get_status(dev, &st, sizeof(st));
-	CHECK(st.state == VFIO_URING_DEVICE_FAILED && st.error == -ECANCELED,
-	      "device failed as a consequence (%d)", st.error);
+	CHECK(st.state == VFIO_URING_DEVICE_FAILED && st.error == -ECANCELED &&
+	      st.reason == VFIO_URING_REASON_FALLOUT, "device failed as a consequence (%d, %s)",
+	      st.error, vfio_uring_reason_name(st.reason));
+	CHECK(vfio_uring_engine_reason(dst) == VFIO_URING_REASON_PROGRESS_TIMEOUT, "engine reason %s",
+	      vfio_uring_reason_name(vfio_uring_engine_reason(dst)));
 	vfio_uring_engine_destroy(dst);
 	close(sv[0]);
 	close(sv[1]);

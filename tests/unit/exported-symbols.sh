@@ -6,7 +6,8 @@ set -eu
 lib=$1 header=$2
 command -v nm >/dev/null || { echo "skip: nm not found"; exit 77; }
 exported=$(nm -D --defined-only "$lib" | awk '$2 == "T" {print $3}' | sed 's/@.*//' | sort -u)
-declared=$(grep -ho 'VFIO_URING_API [^(]*(' "$header" | grep -o 'vfio_uring_[a-z0-9_]*' | sort -u)
+# the function's name is the identifier right before "(" (the return type may name a type too)
+declared=$(grep -ho '^VFIO_URING_API [^(]*(' "$header" | grep -o '[A-Za-z0-9_]*($' | tr -d '(' | sort -u)
 bad=$(grep -v '^vfio_uring_' <<<"$exported" || true)
 [ -z "$bad" ] || { echo "FAIL: exported without the vfio_uring_ prefix: $bad"; exit 1; }
 not_exported=$(comm -13 <(echo "$exported") <(echo "$declared"))
