@@ -5,8 +5,8 @@
  * and write only the caller's bytes.
  *
  * The "old" structs below are the layouts of the 0.1 tree before its last fields were
- * added (engine max_queued_bytes, device flags, device status packets_queued, engine stats
- * device_io_peak, channel stats packets), as an older program sees them. They sit in
+ * added (engine max_queued_bytes, device flags, device status packets_queued and reason,
+ * engine stats device_io_peak, channel stats packets), as an older program sees them. They sit in
  * buffers followed by canary or trap bytes: canaries must survive every call that writes
  * (init, get_status, get_stats, get_channel_stats); trap bytes lie where the newer fields
  * are, with values that change behaviour if the library read them (create, add_device).
@@ -294,8 +294,8 @@ static void test_old_structs_in_a_migration(void)
 		CHECK(vfio_uring_device_get_status(ddev, (struct vfio_uring_device_status *)p,
 						   sizeof(st) + 16) == 0, "get_status, newer struct");
 		CHECK(canary_intact(&gs), "get_status wrote beyond a newer struct");
-		CHECK(memcmp(p, &st, offsetof(struct vfio_uring_device_status, packets_queued) +
-					     sizeof(st.packets_queued)) == 0, "newer status: our fields");
+		CHECK(memcmp(p, &st, offsetof(struct vfio_uring_device_status, reason) +
+					     sizeof(st.reason)) == 0, "newer status: our fields");
 		for (size_t i = sizeof(st); i < sizeof(st) + 16; i++)
 			CHECK(p[i] == 0, "newer status: byte %zu unknown to the library is 0x%02x", i, p[i]);
 		p = guard(&gs, sizeof(es) + 8);
