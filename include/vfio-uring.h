@@ -285,7 +285,8 @@ enum vfio_uring_device_state {
 	  "the save_config callback failed: its return value (EINVAL for a length without "     \
 	  "data)")                                                                             \
 	X(LOAD_CONFIG, 35, 0, DESTINATION, "the load_config callback failed: its return value") \
-	X(CONFIG_TOO_BIG, 36, EMSGSIZE, SOURCE, "a device's config blob does not fit the buffer cap") \
+	X(CONFIG_TOO_BIG, 36, EMSGSIZE, SOURCE,                                                \
+	  "a device's config blob does not fit the buffer cap")                                \
 	X(IDX_EXHAUSTED, 37, EOVERFLOW, SOURCE,                                                \
 	  "a device has more packets than a u32 idx can number")                               \
 	X(PROGRESS_TIMEOUT, 38, ETIMEDOUT, BOTH,                                               \
@@ -464,7 +465,8 @@ VFIO_URING_API int vfio_uring_engine_error(const struct vfio_uring_engine *engin
 					   const char **message);
 
 /** The reason of the engine's first error (VFIO_URING_REASON_NONE if none, or engine NULL). */
-VFIO_URING_API enum vfio_uring_reason vfio_uring_engine_reason(const struct vfio_uring_engine *engine);
+VFIO_URING_API enum vfio_uring_reason
+vfio_uring_engine_reason(const struct vfio_uring_engine *engine);
 
 /**
  * The outputs. `size` is the caller's sizeof(*status) (or *stats): exactly that many bytes

@@ -260,7 +260,8 @@ static void buffers_freed(struct vfio_uring_engine *e)
 	e->parked_tail = last;
 	if (e->switchover && e->parked && e->parked == e->channels_open && !e->failed &&
 	    e->device_io == 0)
-		vu_engine_fail(e, e->parked_head->target, e->parked_head, VFIO_URING_REASON_BUFFER_CAP, 0,
+		vu_engine_fail(e, e->parked_head->target, e->parked_head,
+			       VFIO_URING_REASON_BUFFER_CAP, 0,
 			       "buffer cap of %zu bytes is full of packets waiting for earlier ones "
 			       "(%zu bytes held) and every channel waits for room: no write can free any",
 			       e->pool.cap, e->pool.in_use);

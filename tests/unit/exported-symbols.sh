@@ -31,8 +31,10 @@ unknown=$(comm -23 <(echo "$used_nodes") <(echo "$nodes"))
 [ -z "$unknown" ] || fail "version nodes not defined in $map: $unknown"
 
 exported=$(awk '$2 == "T" {print $3}' <<<"$dynsyms" | sed 's/@.*//' | sort -u)
-# the function's name is the identifier right before "(" (the return type may name a type too)
-declared=$(grep -ho '^VFIO_URING_API [^(]*(' "$header" | grep -o '[A-Za-z0-9_]*($' | tr -d '(' | sort -u)
+# A declaration: VFIO_URING_API, its return type (which may name a vfio_uring_ type), the
+# function's name right before "(", possibly over two lines.
+declared=$(tr '\n' ' ' <"$header" | grep -o 'VFIO_URING_API [^(;]*(' | grep -o '[A-Za-z0-9_]*($' |
+	tr -d '(' | grep '^vfio_uring_' | sort -u)
 bad=$(grep -v '^vfio_uring_' <<<"$exported" || true)
 [ -z "$bad" ] || fail "exported without the vfio_uring_ prefix: $bad"
 not_exported=$(comm -13 <(echo "$exported") <(echo "$declared"))
