@@ -362,7 +362,7 @@ int demo_report(const char *side, struct vfio_uring_engine *engine, int result,
 	struct vfio_uring_engine_stats es = { 0 };
 	const char *why = "";
 
-	vfio_uring_engine_get_stats(engine, &es);
+	vfio_uring_engine_get_stats(engine, &es, sizeof(es));
 	if (result > 0) {
 		printf("%s: migrated %u devices, %llu bytes in %.1f ms, buffers peak %.1f of %.1f MiB\n",
 		       side, n, (unsigned long long)es.bytes, (double)(s->end_ns - s->start_ns) / 1e6,
@@ -379,7 +379,7 @@ int demo_report(const char *side, struct vfio_uring_engine *engine, int result,
 	for (unsigned i = 0; i < n; i++) {
 		struct vfio_uring_device_status st;
 
-		if (vfio_uring_device_get_status(devs[i].handle, &st) == 0 &&
+		if (vfio_uring_device_get_status(devs[i].handle, &st, sizeof(st)) == 0 &&
 		    st.state != VFIO_URING_DEVICE_DONE)
 			printf("%s:   %s %s %d %s\n", side, devs[i].idstr,
 			       vfio_uring_device_state_name(st.state), st.error, st.message);

@@ -26,13 +26,39 @@
  * on success and a negated errno on failure. Nothing calls exit() or prints.
  *
  * Wire format: QEMU 10's multifd device-state packets, byte for byte (see README.md).
+ *
+ * ABI
+ * ---
+ * From 0.2.0 on the ABI is stable: a program built against these headers runs with the
+ * same or any later 0.x library (soname libvfio-uring.so.0; every function carries the
+ * symbol version of the release that added it, VFIO_URING_0.2 for the first ones). Structs
+ * only grow at their end; a field never moves or changes type. Every struct passed by
+ * pointer says how big the caller's copy of it is, so that a program built against older or
+ * newer headers than the library's never has bytes beyond its struct read or written:
+ *
+ *  - Options (vfio_uring_engine_opts, vfio_uring_device_opts) carry `size`, set by their
+ *    init function: a static inline, so it runs in the program with the program's
+ *    sizeof. The library reads only `size` bytes; fields beyond them take their defaults.
+ *    A struct bigger than the library's (newer headers) is accepted when the bytes the
+ *    library does not know are all 0 (every field added later has 0 as its default, the
+ *    earlier behaviour), else the call fails with -E2BIG: the program asked for something
+ *    this library cannot do. `size` below the required fields is -EINVAL.
+ *  - Outputs (vfio_uring_device_status, vfio_uring_engine_stats, vfio_uring_channel_stats)
+ *    are filled by functions that take the caller's sizeof(*out) (SPDK's convention):
+ *        vfio_uring_engine_get_stats(engine, &stats, sizeof(stats));
+ *    The library writes exactly `size` bytes: the fields it knows, as far as they fit, and
+ *    0 in any it does not know (a field added later reads 0 from an older library).
+ *  - A size of 0 or above VFIO_URING_STRUCT_SIZE_MAX is -EINVAL (an uninitialised size).
  */
 #ifndef VFIO_URING_H
 #define VFIO_URING_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h> /* memset, in the inline opts_init functions */
 #include <sys/types.h>
+
+#include "vfio-uring-version.h" /* VFIO_URING_VERSION_*, VFIO_URING_CHECK_VERSION() */
 
 #ifdef __cplusplus
 extern "C" {
@@ -43,9 +69,6 @@ extern "C" {
 #else
 #define VFIO_URING_API
 #endif
-
-#define VFIO_URING_VERSION_MAJOR 0
-#define VFIO_URING_VERSION_MINOR 1
 
 /** Opaque handles. */
 struct vfio_uring_engine;
@@ -99,14 +122,15 @@ enum {
 #define VFIO_URING_DEFAULT_RING_ENTRIES 256u
 #define VFIO_URING_MAX_CHANNELS 256u                  /* the handshake's channel id is a u8 */
 #define VFIO_URING_IDSTR_MAX 256u                     /* including the terminating NUL */
+#define VFIO_URING_STRUCT_SIZE_MAX 4096u              /* largest `size` of a struct (see ABI) */
 
 /**
  * Engine options. Initialise with vfio_uring_engine_opts_init(), then set what you need;
- * `size` lets the struct grow without breaking binaries built against an older header.
+ * `size` lets the struct grow without breaking binaries built against other headers (ABI).
  */
 struct vfio_uring_engine_opts {
-	size_t size;                  /**< sizeof(struct vfio_uring_engine_opts) */
-	enum vfio_uring_side side;    /**< required */
+	size_t size;                  /**< sizeof(struct vfio_uring_engine_opts), as the caller sees it */
+	enum vfio_uring_side side;    /**< required (size must cover it) */
 	/**
 	 * The VM's UUID: a source sends it in every channel handshake, a destination checks it.
 	 * A QEMU destination compares it with its own -uuid (all zeros when -uuid is not given),
@@ -163,8 +187,12 @@ typedef int (*vfio_uring_load_config_fn)(void *opaque, const void *data, size_t 
  */
 typedef void (*vfio_uring_device_done_fn)(void *opaque, int error);
 
+/**
+ * Device options. Initialise with vfio_uring_device_opts_init(), then set what you need;
+ * `size` as in vfio_uring_engine_opts. idstr and data_fd are required (size must cover them).
+ */
 struct vfio_uring_device_opts {
-	size_t size;                 /**< sizeof(struct vfio_uring_device_opts) */
+	size_t size;                 /**< sizeof(struct vfio_uring_device_opts), as the caller sees it */
 	const char *idstr;           /**< device id string, at most 255 bytes */
 	uint32_t instance_id;
 	int data_fd;                 /**< migration data fd: read (source) or written (destination) */
@@ -199,6 +227,112 @@ enum vfio_uring_device_state {
 	VFIO_URING_DEVICE_NOT_MULTIFD = 4,/**< multifd OFF: left to the caller's single-stream path */
 };
 
+/**
+ * Why a migration failed. The errno a failure carries is its coarse class, which several
+ * reasons may share (-ECANCELED: cancelled, destroyed, or failed because of another
+ * device; -ECONNRESET: a truncated stream or a reset socket); the reason says exactly which
+ * check or which operation failed. vfio_uring_engine_reason() gives the engine's (the first
+ * failure), vfio_uring_device_status.reason a device's, vfio_uring_reason_name() a name.
+ * A value never changes meaning; new reasons get new values (and may appear in a newer
+ * library: print unknown ones by number).
+ *
+ * The list is an X-macro, X(name, value, errno, side, meaning): the enum, the library's
+ * names and errnos, the tests and the table in docs/RELIABILITY.md are all generated from
+ * it. errno is an E* constant, or 0 where it is the failed call's own; side is the engine
+ * side it occurs on (DESTINATION, SOURCE or BOTH).
+ *
+ * VFIO_URING_REASONS_WIRE: a destination's checks of what its peer sent, in the order it
+ * makes them. Each has an errno of its own, distinct from every other check's and from the
+ * fixed errno of every other reason a destination can fail with, so that even the errno
+ * alone names the check.
+ */
+#define VFIO_URING_REASONS_WIRE(X)                                                           \
+	X(HS_MAGIC, 1, EPROTO, DESTINATION, "handshake magic is not 0x11223344")               \
+	X(HS_VERSION, 2, EPROTONOSUPPORT, DESTINATION, "handshake version is not 1")           \
+	X(HS_UUID, 3, EACCES, DESTINATION,                                                     \
+	  "handshake UUID is not opts.uuid (another VM's stream, or the sides were given "      \
+	  "different UUIDs)")                                                                  \
+	X(HS_CHANNEL_RANGE, 4, ECHRNG, DESTINATION,                                            \
+	  "handshake channel id >= the number of channels")                                    \
+	X(HS_CHANNEL_DUP, 5, EALREADY, DESTINATION,                                            \
+	  "handshake channel id already seen on another channel")                              \
+	X(PKT_MAGIC, 6, EBADMSG, DESTINATION,                                                  \
+	  "packet magic wrong: garbage where a packet header belongs (also: bytes after every " \
+	  "device was done)")                                                                  \
+	X(PKT_VERSION, 7, ENOPROTOOPT, DESTINATION, "packet header version is not 1")         \
+	X(PKT_NOT_DEVICE_STATE, 10, EPROTOTYPE, DESTINATION,                                   \
+	  "not a device-state packet (e.g. a RAM packet)")                                     \
+	X(PKT_SYNC, 8, EBADE, DESTINATION, "SYNC flag on a device-state packet")              \
+	X(PKT_COMPRESSION, 9, EOPNOTSUPP, DESTINATION,                                         \
+	  "a compression flag: compressed device state is not supported")                      \
+	X(PKT_FLAGS, 11, EBADRQC, DESTINATION, "unknown packet flag bits")                     \
+	X(PKT_IDSTR, 12, ENAMETOOLONG, DESTINATION, "idstr not NUL-terminated")                \
+	X(PKT_EMPTY, 13, ENODATA, DESTINATION, "next_packet_size is 0")                        \
+	X(PKT_TOO_BIG, 14, EMSGSIZE, DESTINATION, "next_packet_size above opts.max_packet_size") \
+	X(PKT_UNKNOWN_DEVICE, 15, ENODEV, DESTINATION,                                         \
+	  "no device registered with the packet's idstr and instance_id")                      \
+	X(PKT_NOT_MULTIFD, 16, EPERM, DESTINATION,                                             \
+	  "packet for a device whose multifd switch is OFF")                                   \
+	X(VFIO_SHORT, 17, EBADR, DESTINATION, "payload shorter than the 12-byte VFIO header")   \
+	X(VFIO_VERSION, 18, EPFNOSUPPORT, DESTINATION, "VFIO packet version is not 0")         \
+	X(VFIO_FLAGS, 19, EBADSLT, DESTINATION, "unknown VFIO packet flag bits")               \
+	X(VFIO_IDX_INVALID, 20, ERANGE, DESTINATION, "VFIO packet idx is UINT32_MAX")          \
+	X(VFIO_IDX_DUP, 21, EEXIST, DESTINATION, "VFIO packet idx already received")           \
+	X(VFIO_CONFIG_DUP, 22, ENOTUNIQ, DESTINATION, "a second config packet for the device") \
+	X(VFIO_DATA_AFTER_CONFIG, 23, EILSEQ, DESTINATION,                                     \
+	  "config packet idx N, but a data packet idx >= N was received")                      \
+	X(VFIO_IDX_BEYOND_CONFIG, 24, EOVERFLOW, DESTINATION,                                  \
+	  "data packet idx above the config packet's")                                         \
+	X(VFIO_CONFIG_FRAMING, 25, EUCLEAN, DESTINATION,                                       \
+	  "config packet markers (DEV_CONFIG_STATE, END_OF_STATE) missing or wrong")           \
+	X(STREAM_TRUNCATED, 26, ECONNRESET, DESTINATION,                                       \
+	  "a channel ended (EOF) inside a handshake, packet header or payload")                \
+	X(STREAM_ENDED, 27, ENOLINK, DESTINATION,                                              \
+	  "a channel ended before its handshake, or every channel ended with a device "         \
+	  "incomplete")
+
+/** Every other failure: the engine's limits, failed operations, the caller. */
+#define VFIO_URING_REASONS_OTHER(X)                                                          \
+	X(BUFFER_CAP, 28, ENOBUFS, DESTINATION,                                                \
+	  "the buffer cap is full of packets waiting for earlier ones and every channel waits " \
+	  "for room: no write can free any")                                                   \
+	X(MAX_QUEUED_BYTES, 29, ENOBUFS, DESTINATION,                                          \
+	  "received packets not yet written would exceed opts.max_queued_bytes")               \
+	X(SOCKET_SEND, 30, 0, SOURCE,                                                          \
+	  "a send on a channel failed (e.g. EPIPE or ECONNRESET: the peer closed or reset it; " \
+	  "EPIPE for a send of 0 bytes)")                                                      \
+	X(SOCKET_RECV, 31, 0, DESTINATION,                                                     \
+	  "a receive on a channel failed (e.g. ECONNRESET: the peer's socket was reset)")      \
+	X(DATA_FD_READ, 32, 0, SOURCE, "a read of a device's migration data fd failed")        \
+	X(DATA_FD_WRITE, 33, 0, DESTINATION,                                                   \
+	  "a write of a device's migration data fd failed (EIO for a write of 0 bytes)")       \
+	X(SAVE_CONFIG, 34, 0, SOURCE,                                                          \
+	  "the save_config callback failed: its return value (EINVAL for a length without "     \
+	  "data)")                                                                             \
+	X(LOAD_CONFIG, 35, 0, DESTINATION, "the load_config callback failed: its return value") \
+	X(CONFIG_TOO_BIG, 36, EMSGSIZE, SOURCE,                                                \
+	  "a device's config blob does not fit the buffer cap")                                \
+	X(IDX_EXHAUSTED, 37, EOVERFLOW, SOURCE,                                                \
+	  "a device has more packets than a u32 idx can number")                               \
+	X(PROGRESS_TIMEOUT, 38, ETIMEDOUT, BOTH,                                               \
+	  "no progress for opts.progress_timeout_ms (the message names what it waited on)")    \
+	X(RING_ENTER, 39, 0, BOTH, "io_uring_enter(2) failed")                                 \
+	X(CANCELLED, 40, ECANCELED, BOTH, "vfio_uring_engine_cancel()")                        \
+	X(DESTROYED, 41, ECANCELED, BOTH, "vfio_uring_engine_destroy() during the transfer")   \
+	X(FALLOUT, 42, ECANCELED, BOTH,                                                        \
+	  "a device's only: the migration failed elsewhere (another device, a channel, the "    \
+	  "engine); the engine's reason says why")
+
+#define VFIO_URING_REASONS(X) VFIO_URING_REASONS_WIRE(X) VFIO_URING_REASONS_OTHER(X)
+
+#define VFIO_URING_REASON_ENUM_(name, value, errno_, side, meaning) \
+	VFIO_URING_REASON_##name = value,
+enum vfio_uring_reason {
+	VFIO_URING_REASON_NONE = 0, /**< no failure */
+	VFIO_URING_REASONS(VFIO_URING_REASON_ENUM_)
+};
+
+/* The outputs: filled by functions taking the caller's sizeof (see ABI above). */
 struct vfio_uring_device_status {
 	enum vfio_uring_device_state state;
 	int error;               /**< negated errno when FAILED, else 0 */
@@ -207,6 +341,11 @@ struct vfio_uring_device_status {
 	uint64_t data_bytes;     /**< bytes read from (source) or written to (destination) the data fd */
 	uint64_t packets;        /**< packets sent (source) or received (destination) */
 	uint64_t packets_queued; /**< destination: packets received and waiting for their turn */
+	/**
+	 * Why it FAILED (else VFIO_URING_REASON_NONE): the engine's first failure for the
+	 * device it concerned, VFIO_URING_REASON_FALLOUT for the others.
+	 */
+	enum vfio_uring_reason reason;
 };
 
 struct vfio_uring_engine_stats {
@@ -231,15 +370,38 @@ struct vfio_uring_channel_stats {
 	uint64_t packets;
 };
 
-/** Fills defaults: 64 MiB cap, 1 MiB chunks, 4 MiB max packet, 256 entries, no timeout. */
-VFIO_URING_API void vfio_uring_engine_opts_init(struct vfio_uring_engine_opts *opts,
-						enum vfio_uring_side side);
-VFIO_URING_API void vfio_uring_device_opts_init(struct vfio_uring_device_opts *opts);
+/**
+ * Sets every field to its default and `size` to this header's sizeof: 64 MiB cap, 1 MiB
+ * chunks, 4 MiB max packet, 256 entries, no timeout, no flags. Inline, so that `size` is
+ * the program's own (see ABI); the library fills the fields a smaller struct lacks with
+ * the same defaults.
+ */
+static inline void vfio_uring_engine_opts_init(struct vfio_uring_engine_opts *opts,
+					       enum vfio_uring_side side)
+{
+	memset(opts, 0, sizeof(*opts)); /* padding too: a newer library checks unknown bytes */
+	opts->size = sizeof(*opts);
+	opts->side = side;
+	opts->buffer_cap = VFIO_URING_DEFAULT_BUFFER_CAP;
+	opts->chunk_size = VFIO_URING_DEFAULT_CHUNK_SIZE;
+	opts->max_packet_size = VFIO_URING_DEFAULT_MAX_PACKET_SIZE;
+	opts->ring_entries = VFIO_URING_DEFAULT_RING_ENTRIES;
+}
+
+/** Defaults: no idstr, instance 0, data_fd -1, multifd AUTO, no callbacks, no flags. */
+static inline void vfio_uring_device_opts_init(struct vfio_uring_device_opts *opts)
+{
+	memset(opts, 0, sizeof(*opts));
+	opts->size = sizeof(*opts);
+	opts->data_fd = -1;
+	opts->multifd = VFIO_URING_MULTIFD_AUTO;
+}
 
 /**
  * Creates an engine and its io_uring, probing the kernel's features.
- * \return 0 and *out, or -EINVAL (bad options), -ENOMEM, -EOPNOTSUPP (kernel lacks an
- *         opcode the engine needs), or the error of io_uring_setup(2).
+ * \return 0 and *out, or -EINVAL (bad options), -E2BIG (opts->size, see ABI), -ENOMEM,
+ *         -EOPNOTSUPP (kernel lacks an opcode the engine needs), or the error of
+ *         io_uring_setup(2).
  */
 VFIO_URING_API int vfio_uring_engine_create(const struct vfio_uring_engine_opts *opts,
 					    struct vfio_uring_engine **out);
@@ -255,7 +417,8 @@ VFIO_URING_API int vfio_uring_engine_add_channel(struct vfio_uring_engine *engin
 
 /**
  * Registers a device; before start only. (idstr, instance_id) must be unique.
- * \return 0 and *out (owned by the engine), or -EINVAL, -EEXIST, -EBUSY, -ENOMEM.
+ * \return 0 and *out (owned by the engine), or -EINVAL, -E2BIG (opts->size, see ABI),
+ *         -EEXIST, -EBUSY, -ENOMEM.
  */
 VFIO_URING_API int vfio_uring_engine_add_device(struct vfio_uring_engine *engine,
 						const struct vfio_uring_device_opts *opts,
@@ -337,14 +500,25 @@ VFIO_URING_API int vfio_uring_engine_cancel(struct vfio_uring_engine *engine);
 VFIO_URING_API int vfio_uring_engine_error(const struct vfio_uring_engine *engine,
 					   const char **message);
 
+/** The reason of the engine's first error (VFIO_URING_REASON_NONE if none, or engine NULL). */
+VFIO_URING_API enum vfio_uring_reason
+vfio_uring_engine_reason(const struct vfio_uring_engine *engine);
+
+/**
+ * The outputs. `size` is the caller's sizeof(*status) (or *stats): exactly that many bytes
+ * are written (see ABI).
+ * \return 0, or -EINVAL (NULL, or size 0 or above VFIO_URING_STRUCT_SIZE_MAX).
+ */
 VFIO_URING_API int vfio_uring_device_get_status(const struct vfio_uring_device *dev,
-						struct vfio_uring_device_status *status);
+						struct vfio_uring_device_status *status,
+						size_t size);
 VFIO_URING_API int vfio_uring_engine_get_stats(const struct vfio_uring_engine *engine,
-					       struct vfio_uring_engine_stats *stats);
-/** \return 0, or -ENOENT for a channel number that does not exist. */
+					       struct vfio_uring_engine_stats *stats, size_t size);
+/** \return 0, -EINVAL as above, or -ENOENT for a channel number that does not exist. */
 VFIO_URING_API int vfio_uring_engine_get_channel_stats(const struct vfio_uring_engine *engine,
 						       unsigned channel,
-						       struct vfio_uring_channel_stats *stats);
+						       struct vfio_uring_channel_stats *stats,
+						       size_t size);
 /** Zeroes the byte and packet counters of the engine, its devices and channels. */
 VFIO_URING_API void vfio_uring_engine_reset_stats(struct vfio_uring_engine *engine);
 
@@ -353,6 +527,13 @@ VFIO_URING_API uint32_t vfio_uring_device_instance_id(const struct vfio_uring_de
 
 /** Names for printing. */
 VFIO_URING_API const char *vfio_uring_device_state_name(enum vfio_uring_device_state state);
+/** The reason's name without the prefix ("HS_MAGIC"), or "unknown". */
+VFIO_URING_API const char *vfio_uring_reason_name(enum vfio_uring_reason reason);
+
+/**
+ * The library's version, "MAJOR.MINOR.PATCH": the library the program runs with, which may
+ * be newer than the headers it was built against (VFIO_URING_VERSION_STRING).
+ */
 VFIO_URING_API const char *vfio_uring_version(void);
 
 /* ------------------------------------------------------------------------------------------

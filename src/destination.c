@@ -7,7 +7,7 @@
  * pool buffer of exactly next_packet_size bytes, checked against the maximum before the
  * buffer is taken. Every check QEMU's destination makes is made here, plus the ones it
  * misses (a second config packet, data beyond or after the config packet), each with its
- * own errno (wire.h).
+ * own errno and reason (VFIO_URING_REASONS_WIRE in vfio-uring.h).
  *
  * Devices: packets wait in the reorder table until their idx is next; one write of the
  * data fd in flight per device, partial writes continued. Nothing is written before
@@ -138,7 +138,8 @@ static void load_config(struct vfio_uring_device *dev)
 	if (e->failed)
 		return; /* the callback cancelled the migration: the device is FAILED already */
 	if (ret < 0) {
-		vu_engine_fail(e, dev, NULL, ret, "load_config callback failed: %s", strerror(-ret));
+		vu_engine_fail(e, dev, NULL, VFIO_URING_REASON_LOAD_CONFIG, ret,
+			       "load_config callback failed: %s", strerror(-ret));
 		return;
 	}
 	VU_PROBE(config_loaded, dev->idstr, dev->instance_id, blob_len);
@@ -262,7 +263,8 @@ static void buffers_freed(struct vfio_uring_engine *e)
 	e->parked_tail = last;
 	if (e->switchover && e->parked && e->parked == e->channels_open && !e->failed &&
 	    e->device_io == 0)
-		vu_engine_fail(e, e->parked_head->target, e->parked_head, VU_EBUFFER_CAP,
+		vu_engine_fail(e, e->parked_head->target, e->parked_head,
+			       VFIO_URING_REASON_BUFFER_CAP, 0,
 			       "buffer cap of %zu bytes is full of packets waiting for earlier ones "
 			       "(%zu bytes held) and every channel waits for room: no write can free any",
 			       e->pool.cap, e->pool.in_use);
@@ -278,11 +280,11 @@ static void on_handshake(struct vu_channel *chan)
 	vu_wire_decode_handshake(chan->handshake, &hs);
 	ret = vu_wire_check_handshake(&hs, e->opts.uuid, e->n_channels, msg, sizeof(msg));
 	if (ret) {
-		vu_engine_fail(e, NULL, chan, ret, "%s", msg);
+		vu_engine_fail(e, NULL, chan, vu_wire_reason(ret), ret, "%s", msg);
 		return;
 	}
 	if (e->channel_ids_seen[hs.id / 64] & (1ull << (hs.id % 64))) {
-		vu_engine_fail(e, NULL, chan, VU_EHS_CHANNEL_DUP,
+		vu_engine_fail(e, NULL, chan, VFIO_URING_REASON_HS_CHANNEL_DUP, 0,
 			       "handshake channel id %u already seen on another channel", hs.id);
 		return;
 	}
@@ -338,18 +340,18 @@ static void on_header(struct vu_channel *chan)
 	ret = vu_wire_decode_header(chan->header, &chan->hdr, (uint32_t)e->opts.max_packet_size,
 				    msg, sizeof(msg));
 	if (ret) {
-		vu_engine_fail(e, NULL, chan, ret, "%s", msg);
+		vu_engine_fail(e, NULL, chan, vu_wire_reason(ret), ret, "%s", msg);
 		return;
 	}
 	dev = find_device(e, chan->hdr.idstr, chan->hdr.instance_id);
 	if (!dev) {
-		vu_engine_fail(e, NULL, chan, VU_EPKT_UNKNOWN_DEVICE,
+		vu_engine_fail(e, NULL, chan, VFIO_URING_REASON_PKT_UNKNOWN_DEVICE, 0,
 			       "packet for unknown device %s/%u", chan->hdr.idstr,
 			       chan->hdr.instance_id);
 		return;
 	}
 	if (dev->state == VFIO_URING_DEVICE_NOT_MULTIFD) {
-		vu_engine_fail(e, dev, chan, VU_EPKT_NOT_MULTIFD,
+		vu_engine_fail(e, dev, chan, VFIO_URING_REASON_PKT_NOT_MULTIFD, 0,
 			       "device-state packet for a device whose multifd switch is OFF");
 		return;
 	}
@@ -358,14 +360,14 @@ static void on_header(struct vu_channel *chan)
 	if (!ret)
 		ret = check_order(dev, &chan->vh, msg, sizeof(msg));
 	if (ret) {
-		vu_engine_fail(e, dev, chan, ret, "%s", msg);
+		vu_engine_fail(e, dev, chan, vu_wire_reason(ret), ret, "%s", msg);
 		return;
 	}
 	chan->target = dev;
 	if (e->opts.max_queued_bytes &&
 	    e->pool.in_use + chan->hdr.next_packet_size - VU_WIRE_VFIO_HEADER_SIZE >
 		    e->opts.max_queued_bytes) {
-		vu_engine_fail(e, dev, chan, VU_EBUFFER_CAP,
+		vu_engine_fail(e, dev, chan, VFIO_URING_REASON_MAX_QUEUED_BYTES, 0,
 			       "a %u-byte packet would exceed max_queued_bytes of %zu bytes "
 			       "(%zu bytes queued)%s", chan->hdr.next_packet_size,
 			       e->opts.max_queued_bytes, e->pool.in_use,
@@ -384,6 +386,7 @@ static void on_payload(struct vu_channel *chan)
 	struct vfio_uring_device *dev = chan->target;
 	struct vu_buf *buf = chan->payload;
 	char msg[VU_MESSAGE_SIZE / 2];
+	enum vfio_uring_reason reason = VFIO_URING_REASON_NONE;
 	const uint8_t *blob;
 	size_t blob_len;
 	int ret;
@@ -393,14 +396,16 @@ static void on_payload(struct vu_channel *chan)
 	ret = check_order(dev, &chan->vh, msg, sizeof(msg));
 	if (!ret && (buf->flags & VU_WIRE_VFIO_FLAG_CONFIG_STATE))
 		ret = vu_wire_unframe_config(buf->data, buf->len, &blob, &blob_len, msg, sizeof(msg));
-	if (!ret && !(buf->flags & VU_WIRE_VFIO_FLAG_CONFIG_STATE) &&
-	    vu_reorder_insert(&e->reorder, buf)) { /* cannot happen: sized for the whole pool */
-		ret = VU_EBUFFER_CAP;
+	if (ret)
+		reason = vu_wire_reason(ret);
+	else if (!(buf->flags & VU_WIRE_VFIO_FLAG_CONFIG_STATE) &&
+		 vu_reorder_insert(&e->reorder, buf)) { /* cannot happen: sized for the whole pool */
+		reason = VFIO_URING_REASON_BUFFER_CAP;
 		snprintf(msg, sizeof(msg), "reorder table full");
 	}
-	if (ret) {
+	if (ret || reason) {
 		vu_pool_put(&e->pool, buf);
-		vu_engine_fail(e, dev, chan, ret, "%s", msg);
+		vu_engine_fail(e, dev, chan, reason, ret, "%s", msg);
 		return;
 	}
 	if (buf->flags & VU_WIRE_VFIO_FLAG_CONFIG_STATE) {
@@ -443,18 +448,19 @@ static void on_eof(struct vu_channel *chan)
 		    ret != VU_EVFIO_IDX_INVALID) {
 			vu_engine_fail(e, ret == VU_EVFIO_SHORT ? find_device(e, chan->hdr.idstr,
 									      chan->hdr.instance_id) : NULL,
-				       chan, ret, "%s", msg);
+				       chan, vu_wire_reason(ret), ret, "%s", msg);
 			return;
 		}
 	}
 	if (chan->received || chan->recv_state == VU_RECV_PAYLOAD) {
-		vu_engine_fail(e, chan->target, chan, VU_ESTREAM_TRUNCATED,
+		vu_engine_fail(e, chan->target, chan, VFIO_URING_REASON_STREAM_TRUNCATED, 0,
 			       "connection closed after %zu of %zu bytes of a %s", chan->received,
 			       recv_size(chan), recv_what(chan));
 		return;
 	}
 	if (chan->recv_state == VU_RECV_HANDSHAKE) {
-		vu_engine_fail(e, NULL, chan, VU_ESTREAM_ENDED, "connection closed before the handshake");
+		vu_engine_fail(e, NULL, chan, VFIO_URING_REASON_STREAM_ENDED, 0,
+			       "connection closed before the handshake");
 		return;
 	}
 	chan->recv_state = VU_RECV_CLOSED;
@@ -469,11 +475,11 @@ static void on_eof(struct vu_channel *chan)
 
 		if (dev->state == VFIO_URING_DEVICE_ACTIVE && !device_complete(dev)) {
 			if (dev->config_idx == VU_WIRE_VFIO_IDX_INVALID)
-				vu_engine_fail(e, dev, NULL, VU_ESTREAM_ENDED,
+				vu_engine_fail(e, dev, NULL, VFIO_URING_REASON_STREAM_ENDED, 0,
 					       "every channel closed before the config packet arrived "
 					       "(%llu packets received)", (unsigned long long)dev->packets);
 			else
-				vu_engine_fail(e, dev, NULL, VU_ESTREAM_ENDED,
+				vu_engine_fail(e, dev, NULL, VFIO_URING_REASON_STREAM_ENDED, 0,
 					       "every channel closed with packets missing before idx %u",
 					       dev->config_idx);
 			return;
@@ -494,7 +500,8 @@ void vu_destination_recv_done(struct vu_channel *chan, int res)
 		return;
 	}
 	if (res < 0) {
-		vu_engine_fail(e, chan->target, chan, res, "receive failed: %s", strerror(-res));
+		vu_engine_fail(e, chan->target, chan, VFIO_URING_REASON_SOCKET_RECV, res,
+			       "receive failed: %s", strerror(-res));
 		return;
 	}
 	if (res == 0) {
@@ -502,7 +509,7 @@ void vu_destination_recv_done(struct vu_channel *chan, int res)
 		return;
 	}
 	if (e->finishing && chan->recv_state != VU_RECV_HANDSHAKE) {
-		vu_engine_fail(e, NULL, chan, VU_EPKT_MAGIC,
+		vu_engine_fail(e, NULL, chan, VFIO_URING_REASON_PKT_MAGIC, 0,
 			       "%d unexpected bytes after every device was done", res);
 		return;
 	}
@@ -541,7 +548,7 @@ void vu_destination_write_done(struct vfio_uring_device *dev, int res)
 	}
 	if (res <= 0) {
 		res = res ? res : -EIO;
-		vu_engine_fail(e, dev, NULL, res,
+		vu_engine_fail(e, dev, NULL, VFIO_URING_REASON_DATA_FD_WRITE, res,
 			       "write of packet idx %u to the migration data fd failed: %s", buf->idx,
 			       strerror(-res));
 		return;

@@ -57,25 +57,46 @@ const char *vu_side_name(const struct vfio_uring_engine *e)
 	return e->opts.side == VFIO_URING_SOURCE ? "source" : "destination";
 }
 
-void vfio_uring_engine_opts_init(struct vfio_uring_engine_opts *opts, enum vfio_uring_side side)
+/*
+ * The ABI's copies (vfio-uring.h, "ABI"). In: a caller's options struct of their_size
+ * bytes over `ours`, which holds the library's defaults: fields beyond their_size keep
+ * them, and bytes of a bigger (newer) struct that this library does not know must be 0.
+ */
+static int opts_copy_in(void *ours, size_t ours_size, const void *theirs, size_t their_size,
+			size_t required)
 {
-	*opts = (struct vfio_uring_engine_opts){
-		.size = sizeof(*opts),
-		.side = side,
-		.buffer_cap = VFIO_URING_DEFAULT_BUFFER_CAP,
-		.chunk_size = VFIO_URING_DEFAULT_CHUNK_SIZE,
-		.max_packet_size = VFIO_URING_DEFAULT_MAX_PACKET_SIZE,
-		.ring_entries = VFIO_URING_DEFAULT_RING_ENTRIES,
-	};
+	if (their_size < required || their_size > VFIO_URING_STRUCT_SIZE_MAX)
+		return -EINVAL;
+	for (size_t i = ours_size; i < their_size; i++)
+		if (((const unsigned char *)theirs)[i])
+			return -E2BIG;
+	memcpy(ours, theirs, their_size < ours_size ? their_size : ours_size);
+	*(size_t *)ours = ours_size; /* `size` is every options struct's first field */
+	return 0;
 }
 
-void vfio_uring_device_opts_init(struct vfio_uring_device_opts *opts)
+/* Out: exactly their_size bytes: ours as far as it fits, zeros in what this library lacks. */
+static int copy_out(void *theirs, size_t their_size, const void *ours, size_t ours_size)
 {
-	*opts = (struct vfio_uring_device_opts){
-		.size = sizeof(*opts),
-		.data_fd = -1,
-		.multifd = VFIO_URING_MULTIFD_AUTO,
-	};
+	if (!theirs || their_size == 0 || their_size > VFIO_URING_STRUCT_SIZE_MAX)
+		return -EINVAL;
+	memcpy(theirs, ours, their_size < ours_size ? their_size : ours_size);
+	if (their_size > ours_size)
+		memset((unsigned char *)theirs + ours_size, 0, their_size - ours_size);
+	return 0;
+}
+
+_Static_assert(offsetof(struct vfio_uring_engine_opts, size) == 0 &&
+		       offsetof(struct vfio_uring_device_opts, size) == 0,
+	       "opts_copy_in() sets `size` at offset 0");
+
+int vu_device_opts_read(struct vfio_uring_device_opts *o, const struct vfio_uring_device_opts *opts)
+{
+	vfio_uring_device_opts_init(o);
+	if (!opts)
+		return -EINVAL;
+	return opts_copy_in(o, sizeof(*o), opts, opts->size,
+			    offsetof(struct vfio_uring_device_opts, data_fd) + sizeof(opts->data_fd));
 }
 
 static int probe_opcodes(struct vfio_uring_engine *e)
@@ -148,13 +169,14 @@ int vfio_uring_engine_create(const struct vfio_uring_engine_opts *opts,
 	size_t max_request;
 	int ret;
 
-	if (!opts || !out || opts->size < offsetof(struct vfio_uring_engine_opts, flags) +
-						  sizeof(opts->flags))
+	if (!opts || !out)
 		return -EINVAL;
-	/* A caller built against an older header passes a smaller struct: defaults fill the rest. */
-	vfio_uring_engine_opts_init(&o, opts->side);
-	memcpy(&o, opts, opts->size < sizeof(o) ? opts->size : sizeof(o));
-	o.size = sizeof(o);
+	/* A caller built against other headers passes a smaller or bigger struct (ABI). */
+	vfio_uring_engine_opts_init(&o, VFIO_URING_SOURCE);
+	ret = opts_copy_in(&o, sizeof(o), opts, opts->size,
+			   offsetof(struct vfio_uring_engine_opts, side) + sizeof(opts->side));
+	if (ret)
+		return ret;
 	if (!opts_valid(&o))
 		return -EINVAL;
 	e = calloc(1, sizeof(*e));
@@ -218,20 +240,28 @@ int vfio_uring_engine_add_channel(struct vfio_uring_engine *e, int sockfd)
 }
 
 int vfio_uring_engine_add_device(struct vfio_uring_engine *e,
-				 const struct vfio_uring_device_opts *opts,
+				 const struct vfio_uring_device_opts *caller_opts,
 				 struct vfio_uring_device **out)
 {
 	struct vfio_uring_device *dev, **devs;
+	struct vfio_uring_device_opts o, *opts = &o;
 	size_t len;
+	int ret;
 
-	if (!e || !opts || !opts->idstr ||
-	    opts->size < offsetof(struct vfio_uring_device_opts, opaque) + sizeof(opts->opaque))
+	if (!e)
+		return -EINVAL;
+	/* A caller built against other headers passes a smaller or bigger struct (ABI). */
+	ret = vu_device_opts_read(&o, caller_opts);
+	if (ret)
+		return ret;
+	if (!opts->idstr)
 		return -EINVAL;
 	if (e->started)
 		return -EBUSY;
 	len = strnlen(opts->idstr, VFIO_URING_IDSTR_MAX);
 	if (len == 0 || len >= VFIO_URING_IDSTR_MAX || opts->data_fd < 0 ||
-	    opts->multifd > VFIO_URING_MULTIFD_OFF)
+	    opts->multifd > VFIO_URING_MULTIFD_OFF ||
+	    (opts->flags & ~(unsigned)VFIO_URING_DEVICE_F_CONFIG_LOAD_WAITS))
 		return -EINVAL;
 	for (unsigned i = 0; i < e->n_devices; i++)
 		if (e->devices[i]->instance_id == opts->instance_id &&
@@ -256,8 +286,7 @@ int vfio_uring_engine_add_device(struct vfio_uring_engine *e,
 	dev->load_config = opts->load_config;
 	dev->done = opts->done;
 	dev->opaque = opts->opaque;
-	if (opts->size >= offsetof(struct vfio_uring_device_opts, flags) + sizeof(opts->flags))
-		dev->config_load_waits = opts->flags & VFIO_URING_DEVICE_F_CONFIG_LOAD_WAITS;
+	dev->config_load_waits = opts->flags & VFIO_URING_DEVICE_F_CONFIG_LOAD_WAITS;
 	dev->state = VFIO_URING_DEVICE_REGISTERED;
 	dev->config_idx = VU_WIRE_VFIO_IDX_INVALID;
 	dev->io.owner = dev;
@@ -515,13 +544,20 @@ void vu_device_done(struct vfio_uring_device *dev)
 }
 
 void vu_engine_fail(struct vfio_uring_engine *e, struct vfio_uring_device *dev,
-		    struct vu_channel *chan, int err, const char *fmt, ...)
+		    struct vu_channel *chan, enum vfio_uring_reason reason, int err,
+		    const char *fmt, ...)
 {
 	char cause[VU_MESSAGE_SIZE];
 	char where[VU_MESSAGE_SIZE / 2] = "";
 	int n = 0;
 	va_list ap;
 
+	/* A reason with an errno of its own takes it; one without needs the call's. */
+	assert(reason != VFIO_URING_REASON_NONE && reason != VFIO_URING_REASON_FALLOUT);
+	assert(!err || !vu_reason_errno(reason) || err == vu_reason_errno(reason));
+	if (!err)
+		err = vu_reason_errno(reason);
+	assert(err < 0);
 	if (e->failed)
 		return; /* the first error is the cause; what follows is fallout */
 	va_start(ap, fmt);
@@ -535,6 +571,7 @@ void vu_engine_fail(struct vfio_uring_engine *e, struct vfio_uring_device *dev,
 	snprintf(e->message, sizeof(e->message), "%s: %.230s%.260s", vu_side_name(e), where, cause);
 	e->failed = true;
 	e->error = err;
+	e->reason = reason;
 	VU_PROBE(error, (int)e->opts.side, dev ? dev->idstr : "", dev ? dev->instance_id : 0, err,
 		 e->message);
 
@@ -545,9 +582,11 @@ void vu_engine_fail(struct vfio_uring_engine *e, struct vfio_uring_device *dev,
 			continue;
 		if (d == dev) {
 			d->error = err;
+			d->reason = reason;
 			snprintf(d->message, sizeof(d->message), "%s", e->message);
 		} else {
-			d->error = -ECANCELED;
+			d->error = vu_reason_errno(VFIO_URING_REASON_FALLOUT);
+			d->reason = VFIO_URING_REASON_FALLOUT;
 			snprintf(d->message, sizeof(d->message), "migration failed: %.480s", e->message);
 		}
 		fail_device(d);
@@ -680,7 +719,8 @@ static void check_progress(struct vfio_uring_engine *e, uint64_t now)
 		char waits[VU_MESSAGE_SIZE / 2];
 
 		describe_waits(e, waits, sizeof(waits));
-		vu_engine_fail(e, NULL, NULL, -ETIMEDOUT, "no progress for %u ms, waiting on %s",
+		vu_engine_fail(e, NULL, NULL, VFIO_URING_REASON_PROGRESS_TIMEOUT, 0,
+			       "no progress for %u ms, waiting on %s",
 			       e->opts.progress_timeout_ms, waits);
 	}
 }
@@ -688,11 +728,12 @@ static void check_progress(struct vfio_uring_engine *e, uint64_t now)
 static void enter_failed(struct vfio_uring_engine *e, int ret)
 {
 	if (ret == -EEXIST && (e->ring_flags & IORING_SETUP_SINGLE_ISSUER))
-		vu_engine_fail(e, NULL, NULL, ret,
+		vu_engine_fail(e, NULL, NULL, VFIO_URING_REASON_RING_ENTER, ret,
 			       "io_uring_enter failed: called from a thread other than the one that "
 			       "started the engine (the ring is SINGLE_ISSUER)");
 	else
-		vu_engine_fail(e, NULL, NULL, ret, "io_uring_enter failed: %s", strerror(-ret));
+		vu_engine_fail(e, NULL, NULL, VFIO_URING_REASON_RING_ENTER, ret,
+			       "io_uring_enter failed: %s", strerror(-ret));
 }
 
 int vfio_uring_engine_process(struct vfio_uring_engine *e)
@@ -775,7 +816,7 @@ int vfio_uring_engine_cancel(struct vfio_uring_engine *e)
 	if (!e)
 		return -EINVAL;
 	if (e->started && !e->finishing)
-		vu_engine_fail(e, NULL, NULL, -ECANCELED, "cancelled by the caller");
+		vu_engine_fail(e, NULL, NULL, VFIO_URING_REASON_CANCELLED, 0, "cancelled by the caller");
 	submit_queued(e);
 	return 0;
 }
@@ -787,6 +828,11 @@ int vfio_uring_engine_error(const struct vfio_uring_engine *e, const char **mess
 	if (message)
 		*message = e->message;
 	return e->error;
+}
+
+enum vfio_uring_reason vfio_uring_engine_reason(const struct vfio_uring_engine *e)
+{
+	return e ? e->reason : VFIO_URING_REASON_NONE;
 }
 
 /* Waits for every operation in flight, so no kernel write can land in freed memory. */
@@ -842,7 +888,8 @@ void vfio_uring_engine_destroy(struct vfio_uring_engine *e)
 	if (!e)
 		return;
 	if (e->started && !e->failed && (e->in_flight || !e->finishing))
-		vu_engine_fail(e, NULL, NULL, -ECANCELED, "engine destroyed during the transfer");
+		vu_engine_fail(e, NULL, NULL, VFIO_URING_REASON_DESTROYED, 0,
+			       "engine destroyed during the transfer");
 	drain(e);
 	release_buffers(e);
 	/*
@@ -863,15 +910,17 @@ void vfio_uring_engine_destroy(struct vfio_uring_engine *e)
 }
 
 int vfio_uring_device_get_status(const struct vfio_uring_device *dev,
-				 struct vfio_uring_device_status *st)
+				 struct vfio_uring_device_status *status, size_t size)
 {
-	if (!dev || !st)
+	struct vfio_uring_device_status st;
+
+	if (!dev)
 		return -EINVAL;
 	/*
 	 * A device failing while its read or write drains stays ACTIVE, with no error shown,
 	 * until it is FAILED: error set means "failed, and the engine is done with its fd".
 	 */
-	*st = (struct vfio_uring_device_status){
+	st = (struct vfio_uring_device_status){
 		.state = dev->state,
 		.error = dev->state == VFIO_URING_DEVICE_FAILED ? dev->error : 0,
 		.message = dev->state == VFIO_URING_DEVICE_FAILED ? dev->message : "",
@@ -879,16 +928,19 @@ int vfio_uring_device_get_status(const struct vfio_uring_device *dev,
 		.data_bytes = dev->data_bytes,
 		.packets = dev->packets,
 		.packets_queued = dev->queued,
+		.reason = dev->state == VFIO_URING_DEVICE_FAILED ? dev->reason : VFIO_URING_REASON_NONE,
 	};
-	return 0;
+	return copy_out(status, size, &st, sizeof(st));
 }
 
 int vfio_uring_engine_get_stats(const struct vfio_uring_engine *e,
-				struct vfio_uring_engine_stats *st)
+				struct vfio_uring_engine_stats *stats, size_t size)
 {
-	if (!e || !st)
+	struct vfio_uring_engine_stats st;
+
+	if (!e)
 		return -EINVAL;
-	*st = (struct vfio_uring_engine_stats){
+	st = (struct vfio_uring_engine_stats){
 		.ring_enters = e->ring_enters,
 		.completions = e->completions,
 		.buffer_bytes = e->pool.allocated,
@@ -897,23 +949,22 @@ int vfio_uring_engine_get_stats(const struct vfio_uring_engine *e,
 		.device_io_peak = e->device_io_peak,
 	};
 	for (unsigned i = 0; i < e->n_devices; i++) {
-		st->bytes += e->devices[i]->bytes;
-		st->packets += e->devices[i]->packets;
+		st.bytes += e->devices[i]->bytes;
+		st.packets += e->devices[i]->packets;
 	}
 	for (unsigned i = 0; i < e->n_channels; i++)
-		st->wire_bytes += e->channels[i].stats.wire_bytes;
-	return 0;
+		st.wire_bytes += e->channels[i].stats.wire_bytes;
+	return copy_out(stats, size, &st, sizeof(st));
 }
 
 int vfio_uring_engine_get_channel_stats(const struct vfio_uring_engine *e, unsigned channel,
-					struct vfio_uring_channel_stats *st)
+					struct vfio_uring_channel_stats *stats, size_t size)
 {
-	if (!e || !st)
+	if (!e)
 		return -EINVAL;
 	if (channel >= e->n_channels)
 		return -ENOENT;
-	*st = e->channels[channel].stats;
-	return 0;
+	return copy_out(stats, size, &e->channels[channel].stats, sizeof(*stats));
 }
 
 void vfio_uring_engine_reset_stats(struct vfio_uring_engine *e)
@@ -955,5 +1006,5 @@ const char *vfio_uring_device_state_name(enum vfio_uring_device_state state)
 
 const char *vfio_uring_version(void)
 {
-	return "0.1.0";
+	return VFIO_URING_VERSION_STRING; /* meson.build's project version, via vfio-uring-version.h */
 }

@@ -92,6 +92,7 @@ struct vfio_uring_device {
 
 	enum vfio_uring_device_state state;
 	int error;
+	enum vfio_uring_reason reason;
 	char message[VU_MESSAGE_SIZE];
 	uint64_t bytes, data_bytes, packets; /* see struct vfio_uring_device_status */
 	uint64_t started_ns;
@@ -145,6 +146,7 @@ struct vfio_uring_engine {
 	bool finishing;              /* every device done: waiting for the last operations */
 	bool failed;
 	int error;
+	enum vfio_uring_reason reason;
 	char message[VU_MESSAGE_SIZE];
 
 	unsigned devices_active;     /* multifd devices not yet DONE or FAILED */
@@ -175,16 +177,23 @@ struct vfio_uring_engine {
 
 /* engine.c */
 uint64_t vu_now_ns(void);
+/*
+ * Reads a caller's device options (of opts->size bytes, vfio-uring.h "ABI") into *o over
+ * the defaults: 0, -EINVAL (NULL, size below data_fd or too big) or -E2BIG.
+ */
+int vu_device_opts_read(struct vfio_uring_device_opts *o, const struct vfio_uring_device_opts *opts);
 struct io_uring_sqe *vu_engine_get_sqe(struct vfio_uring_engine *e);
 void vu_op_submitted(struct vfio_uring_engine *e, struct vu_op *op, struct io_uring_sqe *sqe);
 /*
- * Fails the migration: records the first error (side, channel, device and cause), fails the
- * device concerned with it and every other active device with -ECANCELED, cancels what is
- * in flight and shuts the channels down. dev and chan may be NULL.
+ * Fails the migration: records the first error (reason, errno, and a message naming side,
+ * channel, device and cause), fails the device concerned with it and every other active
+ * device with VFIO_URING_REASON_FALLOUT (-ECANCELED), cancels what is in flight and shuts
+ * the channels down. dev and chan may be NULL. err is the failed call's negated errno for
+ * the reasons that carry one (errno 0 in the list), else 0: the reason's own.
  */
 void vu_engine_fail(struct vfio_uring_engine *e, struct vfio_uring_device *dev,
-		    struct vu_channel *chan, int err, const char *fmt, ...)
-	__attribute__((format(printf, 5, 6)));
+		    struct vu_channel *chan, enum vfio_uring_reason reason, int err,
+		    const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 /* Marks a device DONE, calls its done callback, and finishes the engine after the last. */
 void vu_device_done(struct vfio_uring_device *dev);
 const char *vu_side_name(const struct vfio_uring_engine *e);

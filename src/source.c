@@ -174,8 +174,8 @@ static bool queue_config(struct vfio_uring_device *dev)
 				return true; /* the callback cancelled the migration */
 			if (ret < 0 || (dev->config_len && !dev->config_blob)) {
 				ret = ret < 0 ? ret : -EINVAL;
-				vu_engine_fail(e, dev, NULL, ret, "save_config callback failed: %s",
-					       strerror(-ret));
+				vu_engine_fail(e, dev, NULL, VFIO_URING_REASON_SAVE_CONFIG, ret,
+					       "save_config callback failed: %s", strerror(-ret));
 				return true;
 			}
 		}
@@ -183,7 +183,7 @@ static bool queue_config(struct vfio_uring_device *dev)
 	payload = VU_WIRE_VFIO_HEADER_SIZE + VU_WIRE_CONFIG_FRAMING + dev->config_len;
 	size = VU_WIRE_HEADER_SIZE + payload;
 	if (payload > UINT32_MAX || size > e->pool.max_request) {
-		vu_engine_fail(e, dev, NULL, -EMSGSIZE,
+		vu_engine_fail(e, dev, NULL, VFIO_URING_REASON_CONFIG_TOO_BIG, 0,
 			       "config blob of %zu bytes does not fit the buffer cap", dev->config_len);
 		return true;
 	}
@@ -325,8 +325,8 @@ void vu_source_read_done(struct vfio_uring_device *dev, int res)
 		return;
 	}
 	if (res < 0) {
-		vu_engine_fail(e, dev, NULL, res, "read of the migration data fd failed: %s",
-			       strerror(-res));
+		vu_engine_fail(e, dev, NULL, VFIO_URING_REASON_DATA_FD_READ, res,
+			       "read of the migration data fd failed: %s", strerror(-res));
 		return;
 	}
 	dev->reading = NULL;
@@ -338,7 +338,8 @@ void vu_source_read_done(struct vfio_uring_device *dev, int res)
 	}
 	if (dev->next_idx >= VU_WIRE_VFIO_IDX_INVALID - 1) { /* the config packet needs an idx */
 		vu_pool_put(&e->pool, buf);
-		vu_engine_fail(e, dev, NULL, -EOVERFLOW, "more packets than a u32 idx can number");
+		vu_engine_fail(e, dev, NULL, VFIO_URING_REASON_IDX_EXHAUSTED, 0,
+			       "more packets than a u32 idx can number");
 		return;
 	}
 	vu_wire_encode_header(buf->data, dev->idstr, dev->instance_id,
@@ -401,7 +402,8 @@ void vu_source_send_done(struct vu_channel *chan, int res)
 	}
 	if (res <= 0) {
 		res = res ? res : -EPIPE;
-		vu_engine_fail(e, NULL, chan, res, "send failed: %s", strerror(-res));
+		vu_engine_fail(e, NULL, chan, VFIO_URING_REASON_SOCKET_SEND, res, "send failed: %s",
+			       strerror(-res));
 		return;
 	}
 	chan->send_offset += (size_t)res;

@@ -8,6 +8,7 @@
  * data fd, and which state the device is left in.
  */
 #include "vfio_device.h"
+#include "engine.h" /* vu_device_opts_read */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -681,10 +682,10 @@ static int add_to_engine(struct vfio_uring_vfio *dev, struct vfio_uring_engine *
 			 const struct vfio_uring_device_opts *opts, struct vfio_uring_device **out)
 {
 	struct vfio_uring_device_opts o;
+	int ret = vu_device_opts_read(&o, opts); /* the caller's size (vfio-uring.h "ABI") */
 
-	vfio_uring_device_opts_init(&o);
-	memcpy(&o, opts, opts->size < sizeof(o) ? opts->size : sizeof(o));
-	o.size = sizeof(o);
+	if (ret)
+		return ret;
 	dev->user = o;
 	o.data_fd = dev->data_fd;
 	o.save_config = wrap_save_config;
@@ -697,8 +698,14 @@ static int add_to_engine(struct vfio_uring_vfio *dev, struct vfio_uring_engine *
 static int check_glue_args(struct vfio_uring_vfio *dev, struct vfio_uring_engine *engine,
 			   const struct vfio_uring_device_opts *opts)
 {
-	if (!dev || !engine || !opts || opts->size < offsetof(struct vfio_uring_device_opts, data_fd))
+	struct vfio_uring_device_opts o;
+	int ret;
+
+	if (!dev || !engine)
 		return -EINVAL;
+	ret = vu_device_opts_read(&o, opts); /* checked before the device changes state */
+	if (ret)
+		return ret;
 	if (dev->role != VU_ROLE_NONE && !dev->outcome_known) {
 		set_msg(dev, "%s: already registered with an engine", dev->name);
 		return -EBUSY;

@@ -18,8 +18,9 @@
  *
  *   config packet data: be64 DEV_CONFIG_STATE | config blob | be64 END_OF_STATE
  *
- * Each check a destination makes has its own negated errno (the table below), so that a
- * caller, a test or an operator can tell them apart without parsing the message.
+ * Each check a destination makes has its own negated errno and failure reason
+ * (VFIO_URING_REASONS_WIRE in vfio-uring.h), so that a caller, a test or an operator can
+ * tell them apart without parsing the message.
  */
 #ifndef VFIO_URING_WIRE_H
 #define VFIO_URING_WIRE_H
@@ -28,6 +29,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "reasons.h"
 
 #define VU_WIRE_MAGIC 0x11223344u
 #define VU_WIRE_VERSION 1u
@@ -50,35 +53,11 @@
 #define VU_WIRE_END_OF_STATE 0xffffffffef100001ull
 #define VU_WIRE_CONFIG_FRAMING 16u /* the two markers around the config blob */
 
-/* The destination's checks and their errnos: one errno per check. */
-#define VU_EHS_MAGIC (-EPROTO)               /* handshake magic is not 0x11223344 */
-#define VU_EHS_VERSION (-EPROTONOSUPPORT)    /* handshake version is not 1 */
-#define VU_EHS_UUID (-EACCES)                /* handshake is for another migration */
-#define VU_EHS_CHANNEL_RANGE (-ECHRNG)       /* channel id >= number of channels */
-#define VU_EHS_CHANNEL_DUP (-EALREADY)       /* channel id already seen */
-#define VU_EPKT_MAGIC (-EBADMSG)             /* packet magic (or garbage between packets) */
-#define VU_EPKT_VERSION (-ENOPROTOOPT)       /* packet header version is not 1 */
-#define VU_EPKT_SYNC (-EBADE)                /* SYNC flag on a device-state packet */
-#define VU_EPKT_COMPRESSION (-EOPNOTSUPP)    /* compression flag set */
-#define VU_EPKT_NOT_DEVICE_STATE (-EPROTOTYPE) /* not a device-state packet (e.g. RAM) */
-#define VU_EPKT_FLAGS (-EBADRQC)             /* unknown packet flag bits */
-#define VU_EPKT_IDSTR (-ENAMETOOLONG)        /* idstr not NUL-terminated */
-#define VU_EPKT_EMPTY (-ENODATA)             /* next_packet_size is 0 */
-#define VU_EPKT_TOO_BIG (-EMSGSIZE)          /* next_packet_size above the configured maximum */
-#define VU_EPKT_UNKNOWN_DEVICE (-ENODEV)     /* no device registered with this idstr/instance */
-#define VU_EPKT_NOT_MULTIFD (-EPERM)         /* packet for a device whose multifd switch is OFF */
-#define VU_EVFIO_SHORT (-EBADR)              /* payload shorter than the 12-byte VFIO header */
-#define VU_EVFIO_VERSION (-EPFNOSUPPORT)     /* VFIO packet version is not 0 */
-#define VU_EVFIO_FLAGS (-EBADSLT)            /* unknown VFIO packet flag bits */
-#define VU_EVFIO_IDX_INVALID (-ERANGE)       /* idx == UINT32_MAX */
-#define VU_EVFIO_IDX_DUP (-EEXIST)           /* idx already received */
-#define VU_EVFIO_CONFIG_DUP (-ENOTUNIQ)      /* a second config packet */
-#define VU_EVFIO_DATA_AFTER_CONFIG (-EILSEQ) /* config idx N, but data idx >= N was received */
-#define VU_EVFIO_IDX_BEYOND_CONFIG (-EOVERFLOW) /* data idx > the config packet's idx */
-#define VU_EVFIO_CONFIG_FRAMING (-EUCLEAN)   /* config markers missing or wrong */
-#define VU_ESTREAM_TRUNCATED (-ECONNRESET)   /* EOF inside a handshake, header or payload */
-#define VU_ESTREAM_ENDED (-ENOLINK)          /* every channel closed, a device not complete */
-#define VU_EBUFFER_CAP (-ENOBUFS)            /* queued payloads would exceed the buffer cap */
+/*
+ * The destination's checks and their errnos (VU_EHS_MAGIC, ..., VU_ESTREAM_ENDED) are
+ * generated in reasons.h from the list of failure reasons in vfio-uring.h
+ * (VFIO_URING_REASONS_WIRE), where each check's meaning is written.
+ */
 
 struct vu_wire_handshake {
 	uint32_t magic;

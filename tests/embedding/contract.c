@@ -75,7 +75,7 @@ static void on_done(void *opaque, int error)
 	c->done_error = error;
 	p->reported[c->side]++;
 	/* Reading status is allowed here; it must agree with what the callback is told. */
-	CHECK(vfio_uring_device_get_status(p->dev[c->side][c->index], &st) == 0, "get_status");
+	CHECK(vfio_uring_device_get_status(p->dev[c->side][c->index], &st, sizeof(st)) == 0, "get_status");
 	CHECK(st.state == (error ? VFIO_URING_DEVICE_FAILED : VFIO_URING_DEVICE_DONE) &&
 	      st.error == error, "%s device %u: done(%d) but status %s %d", side_name[c->side],
 	      c->index, error, vfio_uring_device_state_name(st.state), st.error);
@@ -287,7 +287,7 @@ static void cancel_in_load_config(void)
 	CHECK(p.acted && p.action_ret == 0, "cancel in load_config returned %d", p.action_ret);
 	CHECK(p.result[DST] == -ECANCELED, "destination result %d", p.result[DST]);
 	check_reported_once(&p, DST);
-	vfio_uring_device_get_status(p.dev[DST][0], &st);
+	vfio_uring_device_get_status(p.dev[DST][0], &st, sizeof(st));
 	CHECK(st.state == VFIO_URING_DEVICE_FAILED && st.error == -ECANCELED,
 	      "device 0 ends %s %d after reporting %d", vfio_uring_device_state_name(st.state),
 	      st.error, p.ctx[DST][0].done_error);
@@ -309,7 +309,7 @@ static void cancel_from_loop(void)
 	pair_start(&p);
 	for (int i = 0; i < 2000 && st.packets < 8; i++) {
 		pair_step(&p, 10);
-		vfio_uring_engine_get_stats(p.e[DST], &st);
+		vfio_uring_engine_get_stats(p.e[DST], &st, sizeof(st));
 	}
 	CHECK(p.result[SRC] == 0 && p.result[DST] == 0, "finished before the cancel");
 	CHECK(vfio_uring_engine_cancel(p.e[SRC]) == 0, "cancel");
@@ -339,7 +339,7 @@ static void destroy_reports_devices(void)
 	pair_start(&p);
 	for (int i = 0; i < 2000 && st.packets < 4; i++) {
 		pair_step(&p, 10);
-		vfio_uring_engine_get_stats(p.e[DST], &st);
+		vfio_uring_engine_get_stats(p.e[DST], &st, sizeof(st));
 	}
 	CHECK(p.reported[SRC] == 0, "source devices reported before destroy");
 	vfio_uring_engine_destroy(p.e[SRC]);
@@ -362,7 +362,7 @@ static void queue_everything_before_switchover(struct pair *p)
 	pair_start(p);
 	for (int i = 0; i < 2000 && (p->result[SRC] == 0 || st.packets < 2); i++) {
 		pair_step(p, 10);
-		vfio_uring_engine_get_stats(p->e[DST], &st);
+		vfio_uring_engine_get_stats(p->e[DST], &st, sizeof(st));
 	}
 	CHECK(p->result[SRC] == 1 && st.packets == 2, "source %d, %llu packets queued",
 	      p->result[SRC], (unsigned long long)st.packets);

@@ -469,7 +469,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 		pfd[n++] = (struct pollfd){ .fd = vfio_uring_engine_get_fd(e), .events = POLLIN };
 		poll(pfd, (nfds_t)n, 5);
 		rc = vfio_uring_engine_process(e);
-		ASSERT(vfio_uring_engine_get_stats(e, &stats) == 0, "stats");
+		ASSERT(vfio_uring_engine_get_stats(e, &stats, sizeof(stats)) == 0, "stats");
 		stalled_rounds = stats.wire_bytes == last_wire_bytes ? stalled_rounds + 1 : 0;
 		last_wire_bytes = stats.wire_bytes;
 		ASSERT(now_ms() < deadline, "HANG: the engine did not finish in 10 s (mode %u)",
@@ -479,7 +479,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 	/* invariants */
 	ASSERT(rc == 1 || rc < 0, "process returned %d", rc);
 	ret = vfio_uring_engine_error(e, &msg);
-	ASSERT(vfio_uring_engine_get_stats(e, &stats) == 0, "stats");
+	ASSERT(vfio_uring_engine_get_stats(e, &stats, sizeof(stats)) == 0, "stats");
 	ASSERT(stats.buffer_peak <= stats.buffer_cap, "buffer peak %llu above the cap %llu",
 	       (unsigned long long)stats.buffer_peak, (unsigned long long)stats.buffer_cap);
 	if (rc < 0) {
@@ -496,7 +496,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 		struct vfio_uring_device_status st;
 		struct stat sb;
 
-		ASSERT(vfio_uring_device_get_status(devs[i], &st) == 0, "status");
+		ASSERT(vfio_uring_device_get_status(devs[i], &st, sizeof(st)) == 0, "status");
 		ASSERT(fstat(d[i].fd, &sb) == 0, "fstat");
 		ASSERT(d[i].done_calls <= 1 && d[i].config_calls <= 1, "device %d: done %d config %d",
 		       i, d[i].done_calls, d[i].config_calls);

@@ -213,7 +213,7 @@ static void run_source(const int *socks, struct source_report *rep)
 		snprintf(rep->msg, sizeof(rep->msg), "source: %s (%s)", strerror(-ret),
 			 msg ? msg : "");
 	}
-	vfio_uring_engine_get_stats(e, &st);
+	vfio_uring_engine_get_stats(e, &st, sizeof(st));
 	rep->device_io_peak = st.device_io_peak;
 	vfio_uring_engine_destroy(e);
 }
@@ -341,7 +341,7 @@ int main(int argc, char **argv)
 		DIE("destination: %s (%s)", strerror(-ret), msg ? msg : "");
 	}
 	secs = now_s() - t0;
-	vfio_uring_engine_get_stats(e, &est);
+	vfio_uring_engine_get_stats(e, &est, sizeof(est));
 	vfio_uring_engine_destroy(e);
 	if (waitpid(child, &status, 0) != child || !WIFEXITED(status) || WEXITSTATUS(status))
 		DIE("source process failed: %s", rep->msg[0] ? rep->msg : "no report");

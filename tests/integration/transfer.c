@@ -252,7 +252,7 @@ static void check_rate(struct vfio_uring_engine *e, uint64_t t0, uint64_t t_chan
 	uint64_t elapsed = now_ms() - t0, paced;
 	double expect_ms;
 
-	vfio_uring_engine_get_stats(e, &st);
+	vfio_uring_engine_get_stats(e, &st, sizeof(st));
 	paced = st.wire_bytes - 64ull * cfg.channels;
 	if (cfg.rate2_ms)
 		expect_ms = (double)(t_change - t0) +
@@ -313,7 +313,7 @@ static int run_source(const int *socks)
 		ret = vfio_uring_engine_run(e, (int)cfg.rate2_ms);
 		if (ret != -ETIMEDOUT)
 			FAIL("source: run returned %d before the rate change", ret);
-		vfio_uring_engine_get_stats(e, &st);
+		vfio_uring_engine_get_stats(e, &st, sizeof(st));
 		wire_at_change = st.wire_bytes;
 		t_change = now_ms();
 		vfio_uring_engine_set_rate_limit(e, cfg.rate2);
@@ -329,7 +329,7 @@ static int run_source(const int *socks)
 		struct vfio_uring_device_status st;
 		uint64_t chunks = (devs[i].size + read_size() - 1) / read_size();
 
-		vfio_uring_device_get_status(handles[i], &st);
+		vfio_uring_device_get_status(handles[i], &st, sizeof(st));
 		if (st.state != VFIO_URING_DEVICE_DONE || devs[i].done_calls != 1 || devs[i].done_error)
 			FAIL("source: device %u: state %s, done called %u times", i,
 			     vfio_uring_device_state_name(st.state), devs[i].done_calls);
@@ -524,7 +524,7 @@ int main(int argc, char **argv)
 							     : 60000;
 
 			if (poll(&pfd, 1, wait_ms) < 0 || (!cfg.late_switchover_ms && pfd.revents == 0)) {
-				vfio_uring_engine_get_stats(e, &est);
+				vfio_uring_engine_get_stats(e, &est, sizeof(est));
 				FAIL("destination: poll timed out before switchover (%llu of %llu packets)",
 				     (unsigned long long)est.packets, (unsigned long long)want);
 			}
@@ -533,7 +533,7 @@ int main(int argc, char **argv)
 				vfio_uring_engine_error(e, &msg);
 				FAIL("destination: before switchover: %s", msg);
 			}
-			vfio_uring_engine_get_stats(e, &est);
+			vfio_uring_engine_get_stats(e, &est, sizeof(est));
 			if (cfg.late_switchover_ms ? now_ms() >= late_until : est.packets >= want)
 				break;
 		}
@@ -574,7 +574,7 @@ int main(int argc, char **argv)
 		static uint8_t a[1 << 20], b[1 << 20];
 		struct stat sb;
 
-		vfio_uring_device_get_status(handles[i], &st);
+		vfio_uring_device_get_status(handles[i], &st, sizeof(st));
 		if (st.state != VFIO_URING_DEVICE_DONE || d->done_calls != 1 || d->done_error)
 			FAIL("device %u: state %s (%s)", i, vfio_uring_device_state_name(st.state),
 			     st.message);
@@ -595,7 +595,7 @@ int main(int argc, char **argv)
 		if (st.data_bytes != d->size)
 			FAIL("device %u: data_bytes %llu", i, (unsigned long long)st.data_bytes);
 	}
-	vfio_uring_engine_get_stats(e, &est);
+	vfio_uring_engine_get_stats(e, &est, sizeof(est));
 	if (est.packets != total_packets || est.bytes != total_bytes)
 		FAIL("destination: packets %llu/%llu bytes %llu/%llu", (unsigned long long)est.packets,
 		     (unsigned long long)total_packets, (unsigned long long)est.bytes,
@@ -606,7 +606,7 @@ int main(int argc, char **argv)
 		for (unsigned i = 0; i < cfg.channels; i++) {
 			struct vfio_uring_channel_stats cs;
 
-			vfio_uring_engine_get_channel_stats(e, i, &cs);
+			vfio_uring_engine_get_channel_stats(e, i, &cs, sizeof(cs));
 			wire += cs.wire_bytes;
 		}
 		if (wire != est.wire_bytes ||

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Bad input on the destination: a hostile source writes crafted bytes into the channels of a
- * real destination engine. Each case must end in the errno wire.h assigns to its check, with
- * a message naming the device or channel, nothing written that should not have been, no
- * device DONE, no fd leak, and a clean destroy. Usage: bad_input CASE (or no argument: all).
+ * real destination engine. Each case must end in the failure reason of its check and the
+ * errno the list of reasons gives it (VFIO_URING_REASONS in vfio-uring.h), with a message
+ * naming the device or channel, nothing written that should not have been, no device DONE,
+ * no fd leak, and a clean destroy. Usage: bad_input CASE (or no argument: all).
  */
 #include "hostile.h"
 
@@ -38,7 +39,7 @@ struct bad_case {
 	struct rl_dest_opts o;
 	struct rl_buf b[RL_MAX_CH];
 	enum rl_end end[RL_MAX_CH];
-	int expect;
+	enum vfio_uring_reason expect; /* and its errno, from the list */
 	const char *needle1, *needle2;
 	unsigned dev0_prefix_packets; /* device 0 may hold a prefix of packets 0..n-1 */
 	int rc;
@@ -60,6 +61,7 @@ static void bc_run(struct bad_case *c)
 {
 	struct rl_dest d;
 	int ret = rl_dest_init(&d, &c->o);
+	int expect = vu_reason_errno(c->expect);
 	size_t elen;
 	uint8_t *exp;
 
@@ -69,14 +71,14 @@ static void bc_run(struct bad_case *c)
 		return;
 	}
 	/* With one channel every error but "all channels closed" happened on channel 0. */
-	if (d.nch == 1 && c->expect != VU_ESTREAM_ENDED && !c->needle2 &&
+	if (d.nch == 1 && c->expect != VFIO_URING_REASON_STREAM_ENDED && !c->needle2 &&
 	    !(c->needle1 && strcmp(c->needle1, "channel 0") == 0))
 		c->needle2 = "channel 0";
 	for (int ch = 0; ch < d.nch; ch++)
 		rl_dest_send(&d, ch, &c->b[ch], c->end[ch]);
 	c->rc = rl_dest_run(&d, 20000);
-	RL_CHECK(c->rc == c->expect, "run returned %d, expected %d", c->rc, c->expect);
-	rl_check_error(d.e, c->expect, c->needle1, c->needle2);
+	RL_CHECK(c->rc == expect, "run returned %d, expected %d", c->rc, expect);
+	rl_check_error(d.e, expect, c->expect, c->needle1, c->needle2);
 	rl_dest_check_none_done(&d);
 	exp = expected_stream(c->dev0_prefix_packets, &elen);
 	rl_dest_check_prefix(&d, 0, exp, elen);
@@ -99,7 +101,7 @@ static void t_hs_magic(bool tcp)
 	c.o.tcp = tcp;
 	hs(&c, 0)->p[0] ^= 0xff;
 	rl_buf_packet(&c.b[0], DEV0, INST0, 0, 0, NULL, PKT);
-	c.expect = VU_EHS_MAGIC;
+	c.expect = VFIO_URING_REASON_HS_MAGIC;
 	c.needle1 = "channel 0";
 	bc_run(&c);
 }
@@ -120,7 +122,7 @@ static void hs_version(void)
 
 	bc_init(&c);
 	vu_put_be32(hs(&c, 0)->p + 4, 2);
-	c.expect = VU_EHS_VERSION;
+	c.expect = VFIO_URING_REASON_HS_VERSION;
 	c.needle1 = "channel 0";
 	bc_run(&c);
 }
@@ -134,7 +136,7 @@ static void hs_uuid(void)
 	memcpy(other, rl_uuid, 16);
 	other[15] ^= 1;
 	rl_buf_handshake(&c.b[0], other, 0);
-	c.expect = VU_EHS_UUID;
+	c.expect = VFIO_URING_REASON_HS_UUID;
 	c.needle1 = "channel 0";
 	bc_run(&c);
 }
@@ -147,7 +149,7 @@ static void hs_channel_range(void)
 	c.o.channels = 2;
 	hs(&c, 0);
 	rl_buf_handshake(&c.b[1], rl_uuid, 2);
-	c.expect = VU_EHS_CHANNEL_RANGE;
+	c.expect = VFIO_URING_REASON_HS_CHANNEL_RANGE;
 	c.needle1 = "channel 1";
 	bc_run(&c);
 }
@@ -158,7 +160,7 @@ static void hs_channel_255(void)
 
 	bc_init(&c);
 	rl_buf_handshake(&c.b[0], rl_uuid, 255);
-	c.expect = VU_EHS_CHANNEL_RANGE;
+	c.expect = VFIO_URING_REASON_HS_CHANNEL_RANGE;
 	c.needle1 = "channel 0";
 	bc_run(&c);
 }
@@ -171,7 +173,7 @@ static void hs_channel_dup(void)
 	c.o.channels = 2;
 	hs(&c, 0);
 	rl_buf_handshake(&c.b[1], rl_uuid, 0);
-	c.expect = VU_EHS_CHANNEL_DUP;
+	c.expect = VFIO_URING_REASON_HS_CHANNEL_DUP;
 	c.needle1 = "channel";
 	bc_run(&c);
 }
@@ -182,7 +184,7 @@ static void hs_truncated(void)
 
 	bc_init(&c);
 	hs(&c, 0)->len = 30;
-	c.expect = VU_ESTREAM_TRUNCATED;
+	c.expect = VFIO_URING_REASON_STREAM_TRUNCATED;
 	c.needle1 = "channel 0";
 	bc_run(&c);
 }
@@ -190,7 +192,8 @@ static void hs_truncated(void)
 /* ---- packet headers ----------------------------------------------------------------- */
 
 /* Handshake, one packet for device 0 idx 0, then `poke` applied to that packet's header. */
-static void header_case(uint32_t off, uint32_t value, int expect, const char *needle)
+static void header_case(uint32_t off, uint32_t value, enum vfio_uring_reason expect,
+			const char *needle)
 {
 	struct bad_case c;
 	struct rl_buf *b;
@@ -206,47 +209,51 @@ static void header_case(uint32_t off, uint32_t value, int expect, const char *ne
 
 static void pkt_magic(void)
 {
-	header_case(0, 0x11223345, VU_EPKT_MAGIC, "channel 0");
+	header_case(0, 0x11223345, VFIO_URING_REASON_PKT_MAGIC, "channel 0");
 }
 
 static void pkt_version(void)
 {
-	header_case(4, 2, VU_EPKT_VERSION, "channel 0");
+	header_case(4, 2, VFIO_URING_REASON_PKT_VERSION, "channel 0");
 }
 
 static void pkt_sync(void)
 {
-	header_case(8, VU_WIRE_FLAG_DEVICE_STATE | VU_WIRE_FLAG_SYNC, VU_EPKT_SYNC, "channel 0");
+	header_case(8, VU_WIRE_FLAG_DEVICE_STATE | VU_WIRE_FLAG_SYNC, VFIO_URING_REASON_PKT_SYNC,
+		    "channel 0");
 }
 
 static void pkt_compression(void)
 {
-	header_case(8, VU_WIRE_FLAG_DEVICE_STATE | (1u << 1), VU_EPKT_COMPRESSION, "channel 0");
+	header_case(8, VU_WIRE_FLAG_DEVICE_STATE | (1u << 1), VFIO_URING_REASON_PKT_COMPRESSION,
+		    "channel 0");
 }
 
 static void pkt_compression_zstd(void)
 {
-	header_case(8, VU_WIRE_FLAG_DEVICE_STATE | (1u << 3), VU_EPKT_COMPRESSION, "channel 0");
+	header_case(8, VU_WIRE_FLAG_DEVICE_STATE | (1u << 3), VFIO_URING_REASON_PKT_COMPRESSION,
+		    "channel 0");
 }
 
 static void pkt_not_device_state(void)
 {
-	header_case(8, 0, VU_EPKT_NOT_DEVICE_STATE, "channel 0");
+	header_case(8, 0, VFIO_URING_REASON_PKT_NOT_DEVICE_STATE, "channel 0");
 }
 
 static void pkt_unknown_flags(void)
 {
-	header_case(8, VU_WIRE_FLAG_DEVICE_STATE | 0x100, VU_EPKT_FLAGS, "channel 0");
+	header_case(8, VU_WIRE_FLAG_DEVICE_STATE | 0x100, VFIO_URING_REASON_PKT_FLAGS,
+		    "channel 0");
 }
 
 static void pkt_size_zero(void)
 {
-	header_case(272, 0, VU_EPKT_EMPTY, DEV0);
+	header_case(272, 0, VFIO_URING_REASON_PKT_EMPTY, DEV0);
 }
 
 static void pkt_size_huge(void)
 {
-	header_case(272, UINT32_MAX, VU_EPKT_TOO_BIG, DEV0);
+	header_case(272, UINT32_MAX, VFIO_URING_REASON_PKT_TOO_BIG, DEV0);
 }
 
 static void pkt_size_above_max(void)
@@ -257,7 +264,7 @@ static void pkt_size_above_max(void)
 	c.o.max_packet_size = 65536;
 	rl_buf_header(hs(&c, 0), DEV0, INST0, 65537);
 	rl_buf_fill(&c.b[0], 0, 65537);
-	c.expect = VU_EPKT_TOO_BIG;
+	c.expect = VFIO_URING_REASON_PKT_TOO_BIG;
 	c.needle1 = DEV0;
 	bc_run(&c);
 }
@@ -271,7 +278,7 @@ static void pkt_idstr_unterminated(void)
 	b = hs(&c, 0);
 	rl_buf_packet(b, DEV0, INST0, 0, 0, NULL, PKT);
 	memset(b->p + VU_WIRE_HANDSHAKE_SIZE + 12, 'A', VU_WIRE_IDSTR_SIZE);
-	c.expect = VU_EPKT_IDSTR;
+	c.expect = VFIO_URING_REASON_PKT_IDSTR;
 	c.needle1 = "channel 0";
 	bc_run(&c);
 }
@@ -282,7 +289,7 @@ static void pkt_unknown_idstr(void)
 
 	bc_init(&c);
 	rl_buf_packet(hs(&c, 0), "0000:09:00.0/vfio", INST0, 0, 0, NULL, PKT);
-	c.expect = VU_EPKT_UNKNOWN_DEVICE;
+	c.expect = VFIO_URING_REASON_PKT_UNKNOWN_DEVICE;
 	c.needle1 = "0000:09:00.0/vfio";
 	bc_run(&c);
 }
@@ -293,7 +300,7 @@ static void pkt_unknown_instance(void)
 
 	bc_init(&c);
 	rl_buf_packet(hs(&c, 0), DEV0, 77, 0, 0, NULL, PKT);
-	c.expect = VU_EPKT_UNKNOWN_DEVICE;
+	c.expect = VFIO_URING_REASON_PKT_UNKNOWN_DEVICE;
 	c.needle1 = DEV0;
 	bc_run(&c);
 }
@@ -306,7 +313,7 @@ static void pkt_not_multifd(void)
 	c.o.devices = 2;
 	c.o.dev_multifd_off[1] = true;
 	rl_buf_packet(hs(&c, 0), DEV1, INST1, 0, 0, NULL, PKT);
-	c.expect = VU_EPKT_NOT_MULTIFD;
+	c.expect = VFIO_URING_REASON_PKT_NOT_MULTIFD;
 	c.needle1 = DEV1;
 	bc_run(&c);
 }
@@ -326,7 +333,7 @@ static void vfio_short_len(uint32_t len)
 	bc_init(&c);
 	rl_buf_header(hs(&c, 0), DEV0, INST0, len);
 	rl_buf_fill(&c.b[0], 0, len);
-	c.expect = VU_EVFIO_SHORT;
+	c.expect = VFIO_URING_REASON_VFIO_SHORT;
 	c.needle1 = DEV0;
 	bc_run(&c);
 }
@@ -340,7 +347,7 @@ static void vfio_short_then_more(void)
 	rl_buf_header(hs(&c, 0), DEV0, INST0, 11);
 	rl_buf_fill(&c.b[0], 0, 11);
 	rl_buf_packet(&c.b[0], DEV0, INST0, 0, 0, NULL, PKT);
-	c.expect = VU_EVFIO_SHORT;
+	c.expect = VFIO_URING_REASON_VFIO_SHORT;
 	c.needle1 = DEV0;
 	bc_run(&c);
 }
@@ -356,7 +363,7 @@ static void vfio_short_1(void)
 }
 
 /* Packet idx 0 for device 0 with its VFIO header word at `off` replaced. */
-static void vfio_case(uint32_t off, uint32_t value, int expect)
+static void vfio_case(uint32_t off, uint32_t value, enum vfio_uring_reason expect)
 {
 	struct bad_case c;
 	struct rl_buf *b;
@@ -372,17 +379,17 @@ static void vfio_case(uint32_t off, uint32_t value, int expect)
 
 static void vfio_version(void)
 {
-	vfio_case(0, 1, VU_EVFIO_VERSION);
+	vfio_case(0, 1, VFIO_URING_REASON_VFIO_VERSION);
 }
 
 static void vfio_flags(void)
 {
-	vfio_case(8, 0x2, VU_EVFIO_FLAGS);
+	vfio_case(8, 0x2, VFIO_URING_REASON_VFIO_FLAGS);
 }
 
 static void vfio_idx_invalid(void)
 {
-	vfio_case(4, UINT32_MAX, VU_EVFIO_IDX_INVALID);
+	vfio_case(4, UINT32_MAX, VFIO_URING_REASON_VFIO_IDX_INVALID);
 }
 
 static void vfio_idx_dup(void)
@@ -395,7 +402,7 @@ static void vfio_idx_dup(void)
 	rl_buf_packet(b, DEV0, INST0, 0, 0, NULL, PKT);
 	rl_buf_packet(b, DEV0, INST0, 1, 0, NULL, PKT);
 	rl_buf_packet(b, DEV0, INST0, 1, 0, NULL, PKT);
-	c.expect = VU_EVFIO_IDX_DUP;
+	c.expect = VFIO_URING_REASON_VFIO_IDX_DUP;
 	c.needle1 = DEV0;
 	c.dev0_prefix_packets = 2;
 	bc_run(&c);
@@ -410,7 +417,7 @@ static void vfio_idx_dup_channels(void)
 	c.o.channels = 2;
 	rl_buf_packet(hs(&c, 0), DEV0, INST0, 3, 0, NULL, PKT);
 	rl_buf_packet(hs(&c, 1), DEV0, INST0, 3, 0, NULL, PKT);
-	c.expect = VU_EVFIO_IDX_DUP;
+	c.expect = VFIO_URING_REASON_VFIO_IDX_DUP;
 	c.needle1 = DEV0;
 	bc_run(&c);
 }
@@ -427,7 +434,7 @@ static void vfio_idx_dup_written(void)
 	rl_buf_packet(b, DEV0, INST0, 1, 0, NULL, PKT);
 	rl_buf_packet(b, DEV0, INST0, 2, 0, NULL, PKT);
 	rl_buf_packet(b, DEV0, INST0, 0, 0, NULL, PKT);
-	c.expect = VU_EVFIO_IDX_DUP;
+	c.expect = VFIO_URING_REASON_VFIO_IDX_DUP;
 	c.needle1 = DEV0;
 	c.dev0_prefix_packets = 3;
 	bc_run(&c);
@@ -443,7 +450,7 @@ static void vfio_config_dup(void)
 	rl_buf_packet(b, DEV0, INST0, 0, 0, NULL, PKT);
 	rl_buf_config(b, DEV0, INST0, 2, cfg_blob, sizeof(cfg_blob));
 	rl_buf_config(b, DEV0, INST0, 3, cfg_blob, sizeof(cfg_blob));
-	c.expect = VU_EVFIO_CONFIG_DUP;
+	c.expect = VFIO_URING_REASON_VFIO_CONFIG_DUP;
 	c.needle1 = DEV0;
 	c.dev0_prefix_packets = 1;
 	bc_run(&c);
@@ -460,7 +467,7 @@ static void vfio_data_after_config(void)
 	rl_buf_packet(b, DEV0, INST0, 0, 0, NULL, PKT);
 	rl_buf_packet(b, DEV0, INST0, 3, 0, NULL, PKT);
 	rl_buf_config(b, DEV0, INST0, 2, cfg_blob, sizeof(cfg_blob));
-	c.expect = VU_EVFIO_DATA_AFTER_CONFIG;
+	c.expect = VFIO_URING_REASON_VFIO_DATA_AFTER_CONFIG;
 	c.needle1 = DEV0;
 	c.dev0_prefix_packets = 1;
 	bc_run(&c);
@@ -477,7 +484,7 @@ static void vfio_idx_beyond_config(void)
 	rl_buf_packet(b, DEV0, INST0, 0, 0, NULL, PKT);
 	rl_buf_config(b, DEV0, INST0, 2, cfg_blob, sizeof(cfg_blob));
 	rl_buf_packet(b, DEV0, INST0, 3, 0, NULL, PKT);
-	c.expect = VU_EVFIO_IDX_BEYOND_CONFIG;
+	c.expect = VFIO_URING_REASON_VFIO_IDX_BEYOND_CONFIG;
 	c.needle1 = DEV0;
 	c.dev0_prefix_packets = 1;
 	bc_run(&c);
@@ -495,7 +502,7 @@ static void vfio_config_framing(void)
 	at = b->len + VU_WIRE_HEADER_SIZE + VU_WIRE_VFIO_HEADER_SIZE;
 	rl_buf_config(b, DEV0, INST0, 1, cfg_blob, sizeof(cfg_blob));
 	b->p[at + 7] ^= 0xff; /* DEV_CONFIG_STATE marker */
-	c.expect = VU_EVFIO_CONFIG_FRAMING;
+	c.expect = VFIO_URING_REASON_VFIO_CONFIG_FRAMING;
 	c.needle1 = DEV0;
 	c.dev0_prefix_packets = 1;
 	bc_run(&c);
@@ -510,7 +517,7 @@ static void vfio_config_too_short(void)
 	b = hs(&c, 0);
 	rl_buf_packet(b, DEV0, INST0, 0, 0, NULL, PKT);
 	rl_buf_packet(b, DEV0, INST0, 1, VU_WIRE_VFIO_FLAG_CONFIG_STATE, NULL, 7);
-	c.expect = VU_EVFIO_CONFIG_FRAMING;
+	c.expect = VFIO_URING_REASON_VFIO_CONFIG_FRAMING;
 	c.needle1 = DEV0;
 	c.dev0_prefix_packets = 1;
 	bc_run(&c);
@@ -528,7 +535,7 @@ static void stream_ends_before_config(void)
 	b = hs(&c, 0);
 	rl_buf_packet(b, DEV0, INST0, 0, 0, NULL, PKT);
 	rl_buf_packet(hs(&c, 1), DEV0, INST0, 1, 0, NULL, PKT);
-	c.expect = VU_ESTREAM_ENDED;
+	c.expect = VFIO_URING_REASON_STREAM_ENDED;
 	c.needle1 = DEV0;
 	c.dev0_prefix_packets = 2;
 	bc_run(&c);
@@ -540,7 +547,7 @@ static void stream_ends_after_handshake(void)
 
 	bc_init(&c);
 	hs(&c, 0);
-	c.expect = VU_ESTREAM_ENDED;
+	c.expect = VFIO_URING_REASON_STREAM_ENDED;
 	bc_run(&c);
 }
 
@@ -553,7 +560,7 @@ static void eof_mid_header(void)
 	b = hs(&c, 0);
 	rl_buf_packet(b, DEV0, INST0, 0, 0, NULL, PKT);
 	b->len = VU_WIRE_HANDSHAKE_SIZE + 100;
-	c.expect = VU_ESTREAM_TRUNCATED;
+	c.expect = VFIO_URING_REASON_STREAM_TRUNCATED;
 	c.needle1 = "channel 0";
 	bc_run(&c);
 }
@@ -568,7 +575,7 @@ static void eof_mid_payload(void)
 	rl_buf_packet(b, DEV0, INST0, 0, 0, NULL, PKT);
 	rl_buf_packet(b, DEV0, INST0, 1, 0, NULL, PKT);
 	b->len -= PKT / 2;
-	c.expect = VU_ESTREAM_TRUNCATED;
+	c.expect = VFIO_URING_REASON_STREAM_TRUNCATED;
 	c.needle1 = "channel 0";
 	c.dev0_prefix_packets = 1;
 	bc_run(&c);
@@ -583,7 +590,7 @@ static void eof_mid_vfio_header(void)
 	b = hs(&c, 0);
 	rl_buf_packet(b, DEV0, INST0, 0, 0, NULL, PKT);
 	b->len = VU_WIRE_HANDSHAKE_SIZE + VU_WIRE_HEADER_SIZE + 5;
-	c.expect = VU_ESTREAM_TRUNCATED;
+	c.expect = VFIO_URING_REASON_STREAM_TRUNCATED;
 	c.needle1 = "channel 0";
 	bc_run(&c);
 }
@@ -598,7 +605,7 @@ static void garbage_between_packets(void)
 	rl_buf_packet(b, DEV0, INST0, 0, 0, NULL, PKT);
 	rl_buf_fill(b, 0xab, 16);
 	rl_buf_packet(b, DEV0, INST0, 1, 0, NULL, PKT);
-	c.expect = VU_EPKT_MAGIC;
+	c.expect = VFIO_URING_REASON_PKT_MAGIC;
 	c.needle1 = "channel 0";
 	c.dev0_prefix_packets = 1;
 	bc_run(&c);
@@ -613,7 +620,7 @@ static void garbage_one_byte(void)
 	b = hs(&c, 0);
 	rl_buf_fill(b, 0, 1);
 	rl_buf_packet(b, DEV0, INST0, 0, 0, NULL, PKT);
-	c.expect = VU_EPKT_MAGIC;
+	c.expect = VFIO_URING_REASON_PKT_MAGIC;
 	c.needle1 = "channel 0";
 	bc_run(&c);
 }
@@ -633,7 +640,7 @@ static void flood_out_of_order(void)
 	hs(&c, 1);
 	for (uint32_t i = 1; i <= 64; i++)
 		rl_buf_packet(&c.b[i & 1], DEV0, INST0, i, 0, NULL, 64 << 10);
-	c.expect = VU_EBUFFER_CAP;
+	c.expect = VFIO_URING_REASON_BUFFER_CAP;
 	c.needle1 = DEV0;
 	bc_run(&c);
 }
@@ -664,7 +671,7 @@ static void flood_before_switchover(void)
 		RL_CHECK(ret == -ETIMEDOUT, "run returned %d (%s), expected -ETIMEDOUT: waiting",
 			 ret, strerror(-ret));
 		RL_CHECK(vfio_uring_engine_error(d.e, NULL) == 0, "the engine failed");
-		RL_CHECK(vfio_uring_engine_get_stats(d.e, &st) == 0, "get_stats");
+		RL_CHECK(vfio_uring_engine_get_stats(d.e, &st, sizeof(st)) == 0, "get_stats");
 		printf("before switchover: %llu packets queued, buffer peak %llu of cap %llu\n",
 		       (unsigned long long)st.packets, (unsigned long long)st.buffer_peak,
 		       (unsigned long long)st.buffer_cap);
@@ -698,7 +705,7 @@ static void flood_max_queued_bytes(void)
 		rl_buf_packet(&c.b[0], (i & 1) ? DEV1 : DEV0, (i & 1) ? INST1 : INST0, i / 2, 0,
 			      NULL, 64 << 10);
 	c.end[0] = RL_END_STALL;
-	c.expect = VU_EBUFFER_CAP;
+	c.expect = VFIO_URING_REASON_MAX_QUEUED_BYTES;
 	c.needle1 = "max_queued_bytes of 524288";
 	c.needle2 = "before switchover start";
 	bc_run(&c);
@@ -738,10 +745,12 @@ static void sparse_idx(void)
 		rl_dest_send(&d, 1, &b[1], RL_END_SHUTDOWN);
 		rl_dest_run(&d, 20000);
 		/* Either the cap stops it or the stream ends with the devices incomplete. */
-		err = vfio_uring_engine_error(d.e, NULL);
-		RL_CHECK(err == VU_EBUFFER_CAP || err == VU_ESTREAM_ENDED, "engine error %d (%s)",
-			 err, strerror(-err));
-		rl_check_error(d.e, err, NULL, NULL);
+		static const enum vfio_uring_reason allowed[] = { VFIO_URING_REASON_BUFFER_CAP,
+								  VFIO_URING_REASON_STREAM_ENDED };
+
+		rl_check_reason_one_of(d.e, allowed, 2, "sparse idx");
+		err = vu_reason_errno(vfio_uring_engine_reason(d.e));
+		rl_check_error(d.e, err, vfio_uring_engine_reason(d.e), NULL, NULL);
 		rl_dest_check_none_done(&d);
 		rl_dest_check_written(&d, 0, NULL, 0);
 		rl_dest_check_written(&d, 1, NULL, 0);
@@ -785,10 +794,12 @@ static void announce_big_many_channels(void)
 		for (int c = 0; c < 8; c++)
 			rl_dest_send(&d, c, &b[c], RL_END_STALL);
 		rl_dest_run(&d, 20000);
-		err = vfio_uring_engine_error(d.e, NULL);
-		RL_CHECK(err == VU_EBUFFER_CAP || err == -ETIMEDOUT, "engine error %d (%s)", err,
-			 strerror(-err));
-		rl_check_error(d.e, err, NULL, NULL);
+		static const enum vfio_uring_reason allowed[] = { VFIO_URING_REASON_BUFFER_CAP,
+								  VFIO_URING_REASON_PROGRESS_TIMEOUT };
+
+		rl_check_reason_one_of(d.e, allowed, 2, "announced payloads");
+		err = vu_reason_errno(vfio_uring_engine_reason(d.e));
+		rl_check_error(d.e, err, vfio_uring_engine_reason(d.e), NULL, NULL);
 		rl_dest_check_none_done(&d);
 		rl_dest_check_written(&d, 0, NULL, 0);
 		rl_dest_check_written(&d, 1, NULL, 0);
@@ -886,8 +897,12 @@ static void config_gate_failed_device(void)
 		RL_CHECK(ret == -ECANCELED, "run returned %d after cancel", ret);
 		ret = vfio_uring_device_config_load_ready(d.d[0].dev);
 		RL_CHECK(ret == -ECANCELED, "config_load_ready on a failed device returned %d", ret);
-		RL_CHECK(vfio_uring_device_get_status(d.d[0].dev, &st) == 0 &&
+		RL_CHECK(vfio_uring_device_get_status(d.d[0].dev, &st, sizeof(st)) == 0 &&
 			 st.state == VFIO_URING_DEVICE_FAILED, "device 0 not FAILED");
+		RL_CHECK(st.reason == VFIO_URING_REASON_FALLOUT &&
+			 vfio_uring_engine_reason(d.e) == VFIO_URING_REASON_CANCELLED,
+			 "device 0 reason %s, the engine's %s", vfio_uring_reason_name(st.reason),
+			 vfio_uring_reason_name(vfio_uring_engine_reason(d.e)));
 		rl_dest_check_none_done(&d);
 		RL_CHECK(d.d[0].done_calls == 1 && d.d[0].done_error == -ECANCELED,
 			 "done %d times, error %d", d.d[0].done_calls, d.d[0].done_error);
@@ -968,7 +983,7 @@ static void valid_stream_at_cap(void)
 		ret = rl_dest_run(&d, 20000);
 		RL_CHECK(ret == 0, "run %d", ret);
 		if (ret)
-			rl_check_error(d.e, 0, NULL, NULL);
+			rl_check_error(d.e, 0, VFIO_URING_REASON_NONE, NULL, NULL);
 		rl_dest_check_written(&d, 0, exp, 2 * data);
 		rl_check_buffer_peak(d.e);
 	}
@@ -1023,7 +1038,7 @@ static void valid_stream_channel_ahead(void)
 
 			poll(&p, 1, 10);
 			rc = vfio_uring_engine_process(d.e);
-			vfio_uring_engine_get_stats(d.e, &st);
+			vfio_uring_engine_get_stats(d.e, &st, sizeof(st));
 		}
 		printf("channel 1 ahead by %llu bytes: engine %d\n",
 		       (unsigned long long)st.wire_bytes, rc);
@@ -1031,7 +1046,7 @@ static void valid_stream_channel_ahead(void)
 		ret = rl_dest_run(&d, 20000);
 		RL_CHECK(ret == 0, "a valid stream failed: run %d", ret);
 		if (ret)
-			rl_check_error(d.e, 0, NULL, NULL);
+			rl_check_error(d.e, 0, VFIO_URING_REASON_NONE, NULL, NULL);
 		rl_dest_check_prefix(&d, 0, exp, 3 * data);
 		rl_check_buffer_peak(d.e);
 	}

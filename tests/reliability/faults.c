@@ -42,17 +42,40 @@ static void check_one_of(int err, const int *allowed, int n, const char *what)
 	RL_CHECK(0, "%s: error %d (%s) is not one of the expected", what, err, strerror(-err));
 }
 
-/* The source side's view after its peer failed: some errno from the socket. */
-static const int peer_gone[] = { -EPIPE, -ECONNRESET, -ENOTCONN, -ESHUTDOWN };
-/* The destination's view after its source failed. */
-static const int source_gone[] = { -ECONNRESET, -ENOLINK };
+/* The source side's view after its peer failed: a send failed, some errno from the socket. */
+static void check_peer_gone(struct vfio_uring_engine *src, int rc)
+{
+	static const int errnos[] = { -EPIPE, -ECONNRESET, -ENOTCONN, -ESHUTDOWN };
+	static const enum vfio_uring_reason reasons[] = { VFIO_URING_REASON_SOCKET_SEND };
+
+	check_one_of(rc, errnos, 4, "source");
+	rl_check_reason_one_of(src, reasons, 1, "source");
+}
+
+/*
+ * The destination's view after its source failed: the stream cut inside a packet or between
+ * packets (EOF), or a receive failed because the socket was reset (TCP): the errno alone
+ * (ECONNRESET) cannot tell the first from the last, the reason can.
+ */
+static void check_source_gone(struct vfio_uring_engine *dst, int rc)
+{
+	static const int errnos[] = { -ECONNRESET, -ENOLINK };
+	static const enum vfio_uring_reason reasons[] = { VFIO_URING_REASON_STREAM_TRUNCATED,
+							  VFIO_URING_REASON_STREAM_ENDED,
+							  VFIO_URING_REASON_SOCKET_RECV };
+
+	check_one_of(rc, errnos, 2, "destination");
+	rl_check_reason_one_of(dst, reasons, 3, "destination");
+	RL_CHECK(vfio_uring_engine_reason(dst) != VFIO_URING_REASON_SOCKET_RECV || rc == -ECONNRESET,
+		 "a failed receive with %d", rc);
+}
 
 static void check_source_failed_cleanly(struct rl_mig *m)
 {
 	for (int i = 0; i < m->ndev; i++) {
 		struct vfio_uring_device_status st;
 
-		vfio_uring_device_get_status(m->d[i].src, &st);
+		vfio_uring_device_get_status(m->d[i].src, &st, sizeof(st));
 		RL_CHECK(m->d[i].src_done_calls <= 1, "source device %s: done called %d times",
 			 m->d[i].idstr, m->d[i].src_done_calls);
 		if (st.state == VFIO_URING_DEVICE_FAILED)
@@ -78,10 +101,12 @@ static void source_read_error_at_start(void)
 	if (ret == 0) {
 		rl_mig_run(&m, 20000);
 		RL_CHECK(m.src_rc == -EISDIR, "source result %d", m.src_rc);
-		rl_check_error(m.src, -EISDIR, m.d[0].idstr, NULL);
-		vfio_uring_device_get_status(m.d[0].src, &st);
-		RL_CHECK(st.state == VFIO_URING_DEVICE_FAILED && st.error == -EISDIR,
-			 "device state %d error %d", st.state, st.error);
+		rl_check_error(m.src, -EISDIR, VFIO_URING_REASON_DATA_FD_READ, m.d[0].idstr, NULL);
+		vfio_uring_device_get_status(m.d[0].src, &st, sizeof(st));
+		RL_CHECK(st.state == VFIO_URING_DEVICE_FAILED && st.error == -EISDIR &&
+				 st.reason == VFIO_URING_REASON_DATA_FD_READ,
+			 "device state %d error %d reason %s", st.state, st.error,
+			 vfio_uring_reason_name(st.reason));
 		RL_CHECK(m.d[0].src_done_calls == 1 && m.d[0].src_done_error == -EISDIR,
 			 "done callback %d calls error %d", m.d[0].src_done_calls,
 			 m.d[0].src_done_error);
@@ -122,16 +147,18 @@ static void source_read_error_mid(void)
 	if (ret == 0) {
 		rl_mig_run(&m, 20000);
 		RL_CHECK(m.src_rc == -EIO, "source result %d", m.src_rc);
-		rl_check_error(m.src, -EIO, m.d[1].idstr, NULL);
-		vfio_uring_device_get_status(m.d[1].src, &st);
+		rl_check_error(m.src, -EIO, VFIO_URING_REASON_DATA_FD_READ, m.d[1].idstr, NULL);
+		vfio_uring_device_get_status(m.d[1].src, &st, sizeof(st));
 		printf("device read %llu bytes before EIO\n", (unsigned long long)st.data_bytes);
-		RL_CHECK(st.state == VFIO_URING_DEVICE_FAILED && st.error == -EIO,
-			 "device state %d error %d", st.state, st.error);
+		RL_CHECK(st.state == VFIO_URING_DEVICE_FAILED && st.error == -EIO &&
+				 st.reason == VFIO_URING_REASON_DATA_FD_READ,
+			 "device state %d error %d reason %s", st.state, st.error,
+			 vfio_uring_reason_name(st.reason));
 		check_source_failed_cleanly(&m);
 		RL_CHECK(m.dst_rc < 0, "destination result %d", m.dst_rc);
 		/* the destination compares with the mapping's bytes only for a prefix: skip */
 		for (int i = 0; i < m.ndev; i++) {
-			vfio_uring_device_get_status(m.d[i].dst, &st);
+			vfio_uring_device_get_status(m.d[i].dst, &st, sizeof(st));
 			RL_CHECK(st.state != VFIO_URING_DEVICE_DONE || i == 0,
 				 "destination device %d DONE", i);
 		}
@@ -159,14 +186,16 @@ static void dest_enospc(void)
 	if (ret == 0) {
 		rl_mig_run(&m, 20000);
 		RL_CHECK(m.dst_rc == -ENOSPC, "destination result %d", m.dst_rc);
-		rl_check_error(m.dst, -ENOSPC, m.d[0].idstr, NULL);
-		vfio_uring_device_get_status(m.d[0].dst, &st);
-		RL_CHECK(st.state == VFIO_URING_DEVICE_FAILED && st.error == -ENOSPC,
-			 "device state %d error %d", st.state, st.error);
+		rl_check_error(m.dst, -ENOSPC, VFIO_URING_REASON_DATA_FD_WRITE, m.d[0].idstr, NULL);
+		vfio_uring_device_get_status(m.d[0].dst, &st, sizeof(st));
+		RL_CHECK(st.state == VFIO_URING_DEVICE_FAILED && st.error == -ENOSPC &&
+				 st.reason == VFIO_URING_REASON_DATA_FD_WRITE,
+			 "device state %d error %d reason %s", st.state, st.error,
+			 vfio_uring_reason_name(st.reason));
 		RL_CHECK(m.d[0].config_calls == 0, "config loaded");
 		RL_CHECK(m.src_rc < 0, "source result %d", m.src_rc);
 		check_source_failed_cleanly(&m);
-		vfio_uring_device_get_status(m.d[1].dst, &st);
+		vfio_uring_device_get_status(m.d[1].dst, &st, sizeof(st));
 		RL_CHECK(st.state != VFIO_URING_DEVICE_DONE || m.d[1].config_ok,
 			 "device 1 DONE without its config");
 	}
@@ -187,10 +216,12 @@ static void dest_load_config_error(void)
 		m.d[1].config_ret = -EIO;
 		rl_mig_run(&m, 20000);
 		RL_CHECK(m.dst_rc == -EIO, "destination result %d", m.dst_rc);
-		rl_check_error(m.dst, -EIO, m.d[1].idstr, NULL);
-		vfio_uring_device_get_status(m.d[1].dst, &st);
-		RL_CHECK(st.state == VFIO_URING_DEVICE_FAILED && st.error == -EIO,
-			 "device state %d error %d", st.state, st.error);
+		rl_check_error(m.dst, -EIO, VFIO_URING_REASON_LOAD_CONFIG, m.d[1].idstr, NULL);
+		vfio_uring_device_get_status(m.d[1].dst, &st, sizeof(st));
+		RL_CHECK(st.state == VFIO_URING_DEVICE_FAILED && st.error == -EIO &&
+				 st.reason == VFIO_URING_REASON_LOAD_CONFIG,
+			 "device state %d error %d reason %s", st.state, st.error,
+			 vfio_uring_reason_name(st.reason));
 		RL_CHECK(m.d[1].dst_done_calls == 1 && m.d[1].dst_done_error == -EIO,
 			 "done %d %d", m.d[1].dst_done_calls, m.d[1].dst_done_error);
 		rl_mig_check_dest_consistent(&m);
@@ -273,11 +304,13 @@ static void kill_side(bool kill_source)
 				done++;
 			} else {
 				failed++;
+				struct vfio_uring_engine *e = kill_source ? m.dst : m.src;
+
 				if (kill_source)
-					check_one_of(rc, source_gone, 2, "destination");
+					check_source_gone(e, rc);
 				else
-					check_one_of(rc, peer_gone, 4, "source");
-				rl_check_error(kill_source ? m.dst : m.src, rc, "channel", NULL);
+					check_peer_gone(e, rc);
+				rl_check_error(e, rc, vfio_uring_engine_reason(e), "channel", NULL);
 			}
 			if (kill_source)
 				rl_mig_check_dest_consistent(&m);
@@ -323,7 +356,8 @@ static void shutdown_mid_packet_to_dest(void)
 		RL_CHECK(send(d.ch[0][1], b.p, b.len, MSG_NOSIGNAL) == (ssize_t)b.len, "send");
 		shutdown(d.ch[0][1], SHUT_RDWR);
 		rl_dest_run(&d, 20000);
-		rl_check_error(d.e, VU_ESTREAM_TRUNCATED, "channel 0", NULL);
+		rl_check_error(d.e, VU_ESTREAM_TRUNCATED, VFIO_URING_REASON_STREAM_TRUNCATED, "channel 0",
+			       NULL);
 		rl_dest_check_none_done(&d);
 		rl_dest_check_written(&d, 0, NULL, 0);
 	}
@@ -359,7 +393,7 @@ static void shutdown_mid_packet_to_dest(void)
 		if (ret == 0 && cut) {
 			RL_CHECK(m.src_rc < 0 && m.dst_rc < 0, "source %d destination %d", m.src_rc,
 				 m.dst_rc);
-			check_one_of(m.dst_rc, source_gone, 2, "destination");
+			check_source_gone(m.dst, m.dst_rc);
 			rl_mig_check_dest_consistent(&m);
 			check_source_failed_cleanly(&m);
 		}
@@ -390,7 +424,7 @@ static void shutdown_dest_socket_under_source(void)
 		printf("source %d destination %d\n", m.src_rc, m.dst_rc);
 		RL_CHECK(m.src_rc < 0 && m.dst_rc < 0, "source %d destination %d", m.src_rc,
 			 m.dst_rc);
-		check_one_of(m.dst_rc, source_gone, 2, "destination");
+		check_source_gone(m.dst, m.dst_rc);
 		rl_mig_check_dest_consistent(&m);
 		check_source_failed_cleanly(&m);
 	}
@@ -424,7 +458,7 @@ static void stalled_source_timeout(void)
 			rl_dest_send(&d, 1, &b[1], RL_END_STALL);
 			ret = rl_dest_run(&d, 20000);
 			printf("variant %d: %d\n", variant, ret);
-			rl_check_error(d.e, -ETIMEDOUT, NULL, NULL);
+			rl_check_error(d.e, -ETIMEDOUT, VFIO_URING_REASON_PROGRESS_TIMEOUT, NULL, NULL);
 			rl_dest_check_none_done(&d);
 			rl_dest_check_written(&d, 0, NULL, 0);
 		}
@@ -447,7 +481,7 @@ static void stalled_reader_timeout(void)
 	if (ret == 0) {
 		rl_mig_run(&m, 20000);
 		RL_CHECK(m.src_rc == -ETIMEDOUT, "source result %d", m.src_rc);
-		rl_check_error(m.src, -ETIMEDOUT, NULL, NULL);
+		rl_check_error(m.src, -ETIMEDOUT, VFIO_URING_REASON_PROGRESS_TIMEOUT, NULL, NULL);
 		check_source_failed_cleanly(&m);
 	}
 	rl_mig_fini(&m);
@@ -478,15 +512,16 @@ static void cancel_side(bool dest)
 		rl_mig_drain(&m);
 	if (ret == 0) {
 		printf("source %d destination %d\n", m.src_rc, m.dst_rc);
-		rl_check_error(dest ? m.dst : m.src, -ECANCELED, NULL, NULL);
+		rl_check_error(dest ? m.dst : m.src, -ECANCELED, VFIO_URING_REASON_CANCELLED, NULL,
+			       NULL);
 		RL_CHECK((dest ? m.dst_rc : m.src_rc) == -ECANCELED, "cancelled side %d",
 			 dest ? m.dst_rc : m.src_rc);
 		RL_CHECK(m.src_rc < 0 && m.dst_rc < 0, "source %d destination %d", m.src_rc,
 			 m.dst_rc);
 		if (dest)
-			check_one_of(m.src_rc, peer_gone, 4, "source");
+			check_peer_gone(m.src, m.src_rc);
 		else
-			check_one_of(m.dst_rc, source_gone, 2, "destination");
+			check_source_gone(m.dst, m.dst_rc);
 		rl_mig_check_dest_consistent(&m);
 		check_source_failed_cleanly(&m);
 	}
@@ -517,8 +552,8 @@ static void cancel_before_any_data(void)
 		rl_mig_run(&m, 20000);
 		RL_CHECK(m.src_rc == -ECANCELED && m.dst_rc == -ECANCELED, "source %d dest %d",
 			 m.src_rc, m.dst_rc);
-		rl_check_error(m.src, -ECANCELED, NULL, NULL);
-		rl_check_error(m.dst, -ECANCELED, NULL, NULL);
+		rl_check_error(m.src, -ECANCELED, VFIO_URING_REASON_CANCELLED, NULL, NULL);
+		rl_check_error(m.dst, -ECANCELED, VFIO_URING_REASON_CANCELLED, NULL, NULL);
 		rl_mig_check_dest_consistent(&m);
 		check_source_failed_cleanly(&m);
 	}
@@ -580,7 +615,7 @@ static void source_data_bytes_counts_every_read(void)
 			struct vfio_uring_device_status st;
 			off_t pos = lseek(m.d[i].src_fd, 0, SEEK_CUR);
 
-			vfio_uring_device_get_status(m.d[i].src, &st);
+			vfio_uring_device_get_status(m.d[i].src, &st, sizeof(st));
 			printf("device %s: fd moved %lld, data_bytes %llu\n", m.d[i].idstr,
 			       (long long)(pos - m.d[i].src_pos0), (unsigned long long)st.data_bytes);
 			RL_CHECK((uint64_t)(pos - m.d[i].src_pos0) == st.data_bytes,
@@ -811,10 +846,12 @@ static void source_save_config_error(void)
 	/* the peer never reads: 100 KB fit in the socket buffers */
 	ret = vfio_uring_engine_run(e, 20000);
 	RL_CHECK(ret == -EIO, "run %d", ret);
-	rl_check_error(e, -EIO, "0000:04:00.0/vfio", "save_config");
-	vfio_uring_device_get_status(dev, &st);
-	RL_CHECK(st.state == VFIO_URING_DEVICE_FAILED && st.error == -EIO, "state %d error %d",
-		 st.state, st.error);
+	rl_check_error(e, -EIO, VFIO_URING_REASON_SAVE_CONFIG, "0000:04:00.0/vfio",
+		       "save_config");
+	vfio_uring_device_get_status(dev, &st, sizeof(st));
+	RL_CHECK(st.state == VFIO_URING_DEVICE_FAILED && st.error == -EIO &&
+			 st.reason == VFIO_URING_REASON_SAVE_CONFIG, "state %d error %d reason %s",
+		 st.state, st.error, vfio_uring_reason_name(st.reason));
 	vfio_uring_engine_destroy(e);
 	rl_writer_stop(drain);
 	close(sp[0]);

@@ -419,17 +419,26 @@ int rl_dest_run(struct rl_dest *d, int guard_ms)
 	return run_guarded(d->e, guard_ms);
 }
 
-void rl_check_error(struct vfio_uring_engine *e, int expect, const char *needle1,
-		    const char *needle2)
+void rl_check_error(struct vfio_uring_engine *e, int expect, enum vfio_uring_reason reason,
+		    const char *needle1, const char *needle2)
 {
 	const char *msg = NULL;
 	int err = vfio_uring_engine_error(e, &msg);
+	enum vfio_uring_reason got = vfio_uring_engine_reason(e);
 
 	if (!msg)
 		msg = "(null)";
-	printf("engine error %d (%s): %s\n", err, strerror(-err), msg);
+	printf("engine error %d (%s), reason %s: %s\n", err, strerror(-err),
+	       vfio_uring_reason_name(got), msg);
 	RL_CHECK(err == expect, "engine error %d (%s), expected %d (%s); message: %s", err,
 		 strerror(-err), expect, strerror(-expect), msg);
+	RL_CHECK(got == reason, "engine reason %s, expected %s; message: %s",
+		 vfio_uring_reason_name(got), vfio_uring_reason_name(reason), msg);
+	RL_CHECK(!vu_reason_errno(got) || vu_reason_errno(got) == err,
+		 "reason %s carries errno %d, the list gives it %d", vfio_uring_reason_name(got), err,
+		 vu_reason_errno(got));
+	if (reason == VFIO_URING_REASON_NONE)
+		return;
 	RL_CHECK(msg[0] != '\0', "empty error message");
 	RL_CHECK(strncmp(msg, "source", 6) == 0 || strncmp(msg, "destination", 11) == 0,
 		 "message does not name the side: %s", msg);
@@ -439,13 +448,46 @@ void rl_check_error(struct vfio_uring_engine *e, int expect, const char *needle1
 		RL_CHECK(strstr(msg, needle2), "message does not name \"%s\": %s", needle2, msg);
 }
 
+void rl_check_reason_one_of(struct vfio_uring_engine *e, const enum vfio_uring_reason *allowed,
+			    int n, const char *what)
+{
+	enum vfio_uring_reason got = vfio_uring_engine_reason(e);
+
+	for (int i = 0; i < n; i++)
+		if (got == allowed[i])
+			return;
+	RL_CHECK(0, "%s: reason %s is not one of the expected", what, vfio_uring_reason_name(got));
+}
+
+void rl_check_device_reason(struct vfio_uring_engine *e, struct vfio_uring_device *dev,
+			    const char *what)
+{
+	struct vfio_uring_device_status st;
+
+	if (!e || !dev || vfio_uring_device_get_status(dev, &st, sizeof(st)))
+		return;
+	if (st.state != VFIO_URING_DEVICE_FAILED) {
+		RL_CHECK(st.reason == VFIO_URING_REASON_NONE, "%s device %s: state %s with reason %s",
+			 what, vfio_uring_device_idstr(dev), vfio_uring_device_state_name(st.state),
+			 vfio_uring_reason_name(st.reason));
+		return;
+	}
+	RL_CHECK((st.reason == VFIO_URING_REASON_FALLOUT && st.error == -ECANCELED) ||
+			 (st.reason == vfio_uring_engine_reason(e) &&
+			  st.error == vfio_uring_engine_error(e, NULL)),
+		 "%s device %s FAILED with reason %s error %d; the engine's: %s %d", what,
+		 vfio_uring_device_idstr(dev), vfio_uring_reason_name(st.reason), st.error,
+		 vfio_uring_reason_name(vfio_uring_engine_reason(e)), vfio_uring_engine_error(e, NULL));
+}
+
 void rl_dest_check_none_done(struct rl_dest *d)
 {
 	for (int i = 0; i < d->ndev; i++) {
 		struct rl_dest_dev *dd = &d->d[i];
 		struct vfio_uring_device_status st;
 
-		RL_CHECK(vfio_uring_device_get_status(dd->dev, &st) == 0, "get_status");
+		rl_check_device_reason(d->e, dd->dev, "destination");
+		RL_CHECK(vfio_uring_device_get_status(dd->dev, &st, sizeof(st)) == 0, "get_status");
 		RL_CHECK(st.state != VFIO_URING_DEVICE_DONE, "device %s reported DONE", dd->idstr);
 		RL_CHECK(dd->config_calls == 0, "device %s: config loaded %d times", dd->idstr,
 			 dd->config_calls);
@@ -487,7 +529,7 @@ void rl_check_buffer_peak(struct vfio_uring_engine *e)
 {
 	struct vfio_uring_engine_stats st;
 
-	RL_CHECK(vfio_uring_engine_get_stats(e, &st) == 0, "get_stats");
+	RL_CHECK(vfio_uring_engine_get_stats(e, &st, sizeof(st)) == 0, "get_stats");
 	printf("buffer peak %llu of cap %llu\n", (unsigned long long)st.buffer_peak,
 	       (unsigned long long)st.buffer_cap);
 	RL_CHECK(st.buffer_peak <= st.buffer_cap, "buffer peak %llu above the cap %llu",
@@ -711,10 +753,12 @@ static void check_status_consistent(struct rl_mig *m, bool source)
 	for (int i = 0; i < m->ndev; i++) {
 		struct vfio_uring_device_status st;
 
-		vfio_uring_device_get_status(source ? m->d[i].src : m->d[i].dst, &st);
+		vfio_uring_device_get_status(source ? m->d[i].src : m->d[i].dst, &st, sizeof(st));
 		RL_CHECK((st.error != 0) == (st.state == VFIO_URING_DEVICE_FAILED),
 			 "%s device %s: state %s with error %d", source ? "source" : "destination",
 			 m->d[i].idstr, vfio_uring_device_state_name(st.state), st.error);
+		rl_check_device_reason(source ? m->src : m->dst, source ? m->d[i].src : m->d[i].dst,
+				       source ? "source" : "destination");
 	}
 }
 
@@ -767,7 +811,9 @@ static void drain_failed(struct vfio_uring_engine *e, int rc, struct rl_mig *m, 
 	for (int i = 0; i < m->ndev; i++) {
 		struct vfio_uring_device_status st;
 
-		vfio_uring_device_get_status(source ? m->d[i].src : m->d[i].dst, &st);
+		vfio_uring_device_get_status(source ? m->d[i].src : m->d[i].dst, &st, sizeof(st));
+		rl_check_device_reason(e, source ? m->d[i].src : m->d[i].dst,
+				       source ? "source" : "destination");
 		RL_CHECK(st.state != VFIO_URING_DEVICE_ACTIVE,
 			 "%s device %s still ACTIVE (error %d) after run() returned %d",
 			 source ? "source" : "destination", m->d[i].idstr, st.error, ret);
@@ -814,10 +860,10 @@ void rl_mig_check_complete(struct rl_mig *m)
 		free(want);
 		RL_CHECK(md->config_calls == 1 && md->config_ok, "device %s: config %d calls ok %d",
 			 md->idstr, md->config_calls, md->config_ok);
-		vfio_uring_device_get_status(md->dst, &st);
+		vfio_uring_device_get_status(md->dst, &st, sizeof(st));
 		RL_CHECK(st.state == VFIO_URING_DEVICE_DONE, "device %s state %d", md->idstr,
 			 st.state);
-		vfio_uring_device_get_status(md->src, &st);
+		vfio_uring_device_get_status(md->src, &st, sizeof(st));
 		RL_CHECK(st.state == VFIO_URING_DEVICE_DONE, "source device %s state %d", md->idstr,
 			 st.state);
 	}
@@ -832,7 +878,8 @@ void rl_mig_check_dest_consistent(struct rl_mig *m)
 		uint8_t *got = rl_fd_read_all(md->dst_fd, &n);
 		uint8_t *want = rl_fd_read_all(md->src_fd, &sn);
 
-		vfio_uring_device_get_status(md->dst, &st);
+		vfio_uring_device_get_status(md->dst, &st, sizeof(st));
+		rl_check_device_reason(m->dst, md->dst, "destination");
 		RL_CHECK(md->dst_done_calls <= 1, "device %s: done callback %d times", md->idstr,
 			 md->dst_done_calls);
 		if (!want || !md->src_sum) {
@@ -867,7 +914,7 @@ uint64_t rl_wire_bytes(struct vfio_uring_engine *e)
 {
 	struct vfio_uring_engine_stats st;
 
-	if (!e || vfio_uring_engine_get_stats(e, &st))
+	if (!e || vfio_uring_engine_get_stats(e, &st, sizeof(st)))
 		return 0;
 	return st.wire_bytes;
 }
@@ -878,7 +925,7 @@ void rl_mig_check_source_untouched(struct rl_mig *m)
 
 	if (!m->src)
 		return;
-	vfio_uring_engine_get_stats(m->src, &es);
+	vfio_uring_engine_get_stats(m->src, &es, sizeof(es));
 	for (int i = 0; i < m->ndev; i++) {
 		struct rl_mig_dev *md = &m->d[i];
 		struct vfio_uring_device_status st;
@@ -890,7 +937,8 @@ void rl_mig_check_source_untouched(struct rl_mig *m)
 				 "source device %s: the data fd's content changed", md->idstr);
 		if (pos < 0)
 			continue;
-		vfio_uring_device_get_status(md->src, &st);
+		vfio_uring_device_get_status(md->src, &st, sizeof(st));
+		rl_check_device_reason(m->src, md->src, "source");
 		RL_CHECK(pos >= md->src_pos0 && moved >= st.data_bytes &&
 				 moved <= st.data_bytes + es.buffer_cap,
 			 "source device %s: fd moved %llu bytes, %llu were read (cap %llu)",

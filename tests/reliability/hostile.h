@@ -137,11 +137,22 @@ void rl_dest_send(struct rl_dest *d, int ch, const struct rl_buf *b, enum rl_end
  */
 int rl_dest_run(struct rl_dest *d, int guard_ms);
 /*
- * Checks the engine failed with `expect`, and the message names every non-NULL needle
- * (a device idstr, "channel 1", ...).
+ * Checks the engine failed with errno `expect` and the failure reason `reason` (0 and
+ * VFIO_URING_REASON_NONE: did not fail), that the errno is the one the list of reasons
+ * gives the reason (when it has its own), and that the message names every non-NULL
+ * needle (a device idstr, "channel 1", ...).
  */
-void rl_check_error(struct vfio_uring_engine *e, int expect, const char *needle1,
-		    const char *needle2);
+void rl_check_error(struct vfio_uring_engine *e, int expect, enum vfio_uring_reason reason,
+		    const char *needle1, const char *needle2);
+/* Checks the engine's reason is one of n allowed ones. */
+void rl_check_reason_one_of(struct vfio_uring_engine *e, const enum vfio_uring_reason *allowed,
+			    int n, const char *what);
+/*
+ * A device's status reason: NONE unless FAILED; when FAILED, the engine's reason and error
+ * (the device the failure concerned) or FALLOUT with -ECANCELED (the others).
+ */
+void rl_check_device_reason(struct vfio_uring_engine *e, struct vfio_uring_device *dev,
+			    const char *what);
 /* No device DONE, no done callback with 0, no config loaded. */
 void rl_dest_check_none_done(struct rl_dest *d);
 /* Device i's data fd holds exactly these len bytes (expect may be NULL when len is 0). */

@@ -71,7 +71,7 @@ static void failing_migration(int it, uint32_t seed)
 			while (rl_mig_step(&m, 10)) {
 				struct vfio_uring_engine_stats st;
 
-				vfio_uring_engine_get_stats(m.dst, &st);
+				vfio_uring_engine_get_stats(m.dst, &st, sizeof(st));
 				if (hit || st.wire_bytes < at)
 					continue;
 				hit = true;

@@ -142,7 +142,7 @@ static void print_side(FILE *f, struct vfio_uring_engine *e, const char *side,
 	struct vfio_uring_engine_stats st;
 	int err;
 
-	err = vfio_uring_engine_get_stats(e, &st);
+	err = vfio_uring_engine_get_stats(e, &st, sizeof(st));
 	if (err)
 		fail(side, "vfio_uring_engine_get_stats", err);
 	fprintf(f, "{\"pid\":%d,\"elapsed_ns\":%" PRIu64 ",\"bytes\":%" PRIu64
@@ -151,7 +151,7 @@ static void print_side(FILE *f, struct vfio_uring_engine *e, const char *side,
 	for (unsigned i = 0; i < w.ndevices; i++) {
 		struct vfio_uring_device_status ds;
 
-		err = vfio_uring_device_get_status(w.devices[i].dev, &ds);
+		err = vfio_uring_device_get_status(w.devices[i].dev, &ds, sizeof(ds));
 		if (err)
 			fail(side, "vfio_uring_device_get_status", err);
 		fprintf(f, "%s{\"idstr\":", i ? "," : "");
@@ -165,7 +165,7 @@ static void print_side(FILE *f, struct vfio_uring_engine *e, const char *side,
 	for (unsigned c = 0; c < w.nchannels; c++) {
 		struct vfio_uring_channel_stats cs;
 
-		err = vfio_uring_engine_get_channel_stats(e, c, &cs);
+		err = vfio_uring_engine_get_channel_stats(e, c, &cs, sizeof(cs));
 		if (err)
 			fail(side, "vfio_uring_engine_get_channel_stats", err);
 		fprintf(f, "%s{\"channel\":%u,\"wire_bytes\":%" PRIu64 ",\"packets\":%" PRIu64 "}",

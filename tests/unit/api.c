@@ -50,7 +50,7 @@ static enum vfio_uring_device_state state(const struct vfio_uring_device *dev)
 {
 	struct vfio_uring_device_status st;
 
-	vfio_uring_device_get_status(dev, &st);
+	vfio_uring_device_get_status(dev, &st, sizeof(st));
 	return st.state;
 }
 
@@ -160,7 +160,7 @@ static void test_multifd_switch(void)
 	CHECK(vfio_uring_engine_start(e) == 0, "start");
 	CHECK(state(a) == VFIO_URING_DEVICE_NOT_MULTIFD && state(b) == VFIO_URING_DEVICE_NOT_MULTIFD,
 	      "AUTO without channels and OFF are left to the caller");
-	vfio_uring_device_get_status(a, &st);
+	vfio_uring_device_get_status(a, &st, sizeof(st));
 	CHECK(strcmp(vfio_uring_device_state_name(st.state), "not-multifd") == 0, "state name");
 	CHECK(vfio_uring_device_set_multifd(a, VFIO_URING_MULTIFD_ON) == -EBUSY, "switch after start");
 	CHECK(vfio_uring_engine_run(e, 1000) == 0, "nothing to move: done at once");
@@ -193,20 +193,23 @@ static void test_pair_and_stats(void)
 	vfio_uring_engine_switchover_start(dst);
 	run_pair(src, dst, &rs, &rd);
 	CHECK(rs == 1 && rd == 1, "both done: %d %d", rs, rd);
+	CHECK(vfio_uring_engine_reason(src) == VFIO_URING_REASON_NONE &&
+	      vfio_uring_engine_reason(dst) == VFIO_URING_REASON_NONE &&
+	      vfio_uring_engine_reason(NULL) == VFIO_URING_REASON_NONE, "no failure, no reason");
 	CHECK(state(s_on) == VFIO_URING_DEVICE_DONE && state(d_on) == VFIO_URING_DEVICE_DONE &&
 	      state(s_off) == VFIO_URING_DEVICE_NOT_MULTIFD && state(d_off) == VFIO_URING_DEVICE_NOT_MULTIFD,
 	      "states");
 	CHECK(lseek(dst_fd, 0, SEEK_END) == 13, "13 bytes arrived");
-	vfio_uring_engine_get_stats(dst, &st);
+	vfio_uring_engine_get_stats(dst, &st, sizeof(st));
 	/* data packet 12 + 13, config packet 12 + 16 (empty blob) */
 	CHECK(st.packets == 2 && st.bytes == 53 && st.wire_bytes == 64 + 2 * 276 + 53,
 	      "destination stats %llu %llu %llu", (unsigned long long)st.packets,
 	      (unsigned long long)st.bytes, (unsigned long long)st.wire_bytes);
-	CHECK(vfio_uring_engine_get_channel_stats(src, 0, &cs) == 0 && cs.packets == 2 &&
+	CHECK(vfio_uring_engine_get_channel_stats(src, 0, &cs, sizeof(cs)) == 0 && cs.packets == 2 &&
 	      cs.wire_bytes == st.wire_bytes, "source channel stats");
-	CHECK(vfio_uring_engine_get_channel_stats(src, 1, &cs) == -ENOENT, "no channel 1");
+	CHECK(vfio_uring_engine_get_channel_stats(src, 1, &cs, sizeof(cs)) == -ENOENT, "no channel 1");
 	vfio_uring_engine_reset_stats(src);
-	vfio_uring_engine_get_stats(src, &st);
+	vfio_uring_engine_get_stats(src, &st, sizeof(st));
 	CHECK(st.packets == 0 && st.bytes == 0 && st.wire_bytes == 0, "reset");
 	vfio_uring_engine_destroy(src);
 	vfio_uring_engine_destroy(dst);
@@ -237,12 +240,15 @@ static void test_packet_for_off_device(void)
 	vfio_uring_engine_start(dst);
 	vfio_uring_engine_switchover_start(dst);
 	run_pair(src, dst, &rs, &rd);
-	CHECK(rd == -EPERM, "destination error %d", rd);
+	CHECK(rd == -EPERM && vfio_uring_engine_reason(dst) == VFIO_URING_REASON_PKT_NOT_MULTIFD,
+	      "destination error %d, reason %s", rd,
+	      vfio_uring_reason_name(vfio_uring_engine_reason(dst)));
 	vfio_uring_engine_error(dst, &msg);
 	CHECK(strstr(msg, "gpu0") && strstr(msg, "channel 0") && strstr(msg, "destination"),
 	      "message: %s", msg);
-	vfio_uring_device_get_status(d, &st);
-	CHECK(st.state == VFIO_URING_DEVICE_NOT_MULTIFD, "the OFF device is untouched");
+	vfio_uring_device_get_status(d, &st, sizeof(st));
+	CHECK(st.state == VFIO_URING_DEVICE_NOT_MULTIFD && st.reason == VFIO_URING_REASON_NONE,
+	      "the OFF device is untouched");
 	vfio_uring_engine_destroy(src);
 	vfio_uring_engine_destroy(dst);
 	close(sv[0]);
@@ -280,9 +286,12 @@ static void test_cancel(void)
 	CHECK(vfio_uring_engine_run(src, 200) == -ETIMEDOUT, "blocked transfer times out the run call");
 	CHECK(vfio_uring_engine_cancel(src) == 0, "cancel");
 	CHECK(vfio_uring_engine_run(src, 5000) == -ECANCELED, "run after cancel");
-	vfio_uring_device_get_status(dev, &st);
+	vfio_uring_device_get_status(dev, &st, sizeof(st));
 	CHECK(st.state == VFIO_URING_DEVICE_FAILED && st.error == -ECANCELED && done_error == -ECANCELED,
 	      "device failed with -ECANCELED (%d, %d)", st.error, done_error);
+	CHECK(vfio_uring_engine_reason(src) == VFIO_URING_REASON_CANCELLED &&
+	      st.reason == VFIO_URING_REASON_FALLOUT, "reasons: engine %s, device %s",
+	      vfio_uring_reason_name(vfio_uring_engine_reason(src)), vfio_uring_reason_name(st.reason));
 	vfio_uring_engine_destroy(src);
 	close(sv[0]);
 	close(sv[1]);
@@ -311,9 +320,12 @@ static void test_progress_timeout_names_the_wait(void)
 	vfio_uring_engine_error(dst, &msg);
 	CHECK(strstr(msg, "no progress for 200 ms") && strstr(msg, "channel 0 (receive)"),
 	      "message names the stalled channel: %s", msg);
-	vfio_uring_device_get_status(dev, &st);
-	CHECK(st.state == VFIO_URING_DEVICE_FAILED && st.error == -ECANCELED,
-	      "device failed as a consequence (%d)", st.error);
+	vfio_uring_device_get_status(dev, &st, sizeof(st));
+	CHECK(st.state == VFIO_URING_DEVICE_FAILED && st.error == -ECANCELED &&
+	      st.reason == VFIO_URING_REASON_FALLOUT, "device failed as a consequence (%d, %s)",
+	      st.error, vfio_uring_reason_name(st.reason));
+	CHECK(vfio_uring_engine_reason(dst) == VFIO_URING_REASON_PROGRESS_TIMEOUT, "engine reason %s",
+	      vfio_uring_reason_name(vfio_uring_engine_reason(dst)));
 	vfio_uring_engine_destroy(dst);
 	close(sv[0]);
 	close(sv[1]);
@@ -329,6 +341,5 @@ int main(void)
 	test_packet_for_off_device();
 	test_cancel();
 	test_progress_timeout_names_the_wait();
-	CHECK(strcmp(vfio_uring_version(), "0.1.0") == 0, "version");
 	return check_result();
 }

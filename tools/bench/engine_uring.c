@@ -127,7 +127,7 @@ static int uring_finish(struct side_ctx *ctx, int err)
 	struct uring *u = ctx->priv;
 	struct vfio_uring_engine_stats st;
 
-	if (vfio_uring_engine_get_stats(u->engine, &st) == 0) {
+	if (vfio_uring_engine_get_stats(u->engine, &st, sizeof(st)) == 0) {
 		ctx->res->ring_enters = st.ring_enters;
 		ctx->res->buffer_peak = st.buffer_peak;
 	}

@@ -24,7 +24,7 @@ int mig_run_engine(struct mig_session *s)
 		uint64_t done = 0;
 		for (unsigned i = 0; i < s->ndev; i++) {
 			struct vfio_uring_device_status st;
-			if (s->devs[i].dev && vfio_uring_device_get_status(s->devs[i].dev, &st) == 0)
+			if (s->devs[i].dev && vfio_uring_device_get_status(s->devs[i].dev, &st, sizeof(st)) == 0)
 				done += st.data_bytes;
 		}
 		double t = mig_now();
@@ -86,7 +86,7 @@ void mig_summary(const struct mig_session *s)
 	double secs = mig_now() - s->t0;
 
 	if (s->engine)
-		vfio_uring_engine_get_stats(s->engine, &es);
+		vfio_uring_engine_get_stats(s->engine, &es, sizeof(es));
 	printf("%s summary: %s over %u channel(s) in %.3f s\n", o->listen ? "load" : "save",
 	       s->result == 0 ? "OK" : "FAILED", o->channels, secs);
 	printf("  %-40s %-10s %10s %10s %8s  %s\n", "device", "state", "data", "MIG_DATA", "packets",
@@ -97,7 +97,7 @@ void mig_summary(const struct mig_session *s)
 		enum vfio_uring_vfio_state vs = VFIO_URING_VFIO_ERROR;
 		const char *state = "-";
 		if (d->dev)
-			vfio_uring_device_get_status(d->dev, &st);
+			vfio_uring_device_get_status(d->dev, &st, sizeof(st));
 		if (d->vfio)
 			state = vfio_uring_vfio_get_state(d->vfio, &vs) == 0 ?
 					vfio_uring_vfio_state_name(vs) : "?";
