@@ -32,6 +32,7 @@
 #include "pktio.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -76,6 +77,32 @@ static void qsem_wait(struct qsem *s)
 		pthread_cond_wait(&s->cond, &s->lock);
 	s->count--;
 	pthread_mutex_unlock(&s->lock);
+}
+
+/*
+ * The allocator state of a long-running process, set in each side process of this engine
+ * (forked per run, so no other engine sees it). QEMU allocates and frees every packet
+ * buffer, as above; what that costs depends on glibc's state, which is not QEMU's design:
+ * glibc starts with a 128 KiB mmap threshold, raises it to the size of the largest mmapped
+ * block freed so far (up to 32 MiB), and trims an arena with MADV_DONTNEED whenever twice that is
+ * free at its top, so that the next packets fault their pages in again. After the first
+ * free of a 1 MiB packet (a fresh process, such as a destination QEMU) it trims past 2 MiB;
+ * after a free near 32 MiB (e.g. in a source QEMU of a guest near 1 TiB: the VFIO dirty
+ * bitmap vfio_get_dirty_bitmap() allocates and frees at every sync is 32 KiB per GiB) it
+ * keeps packet buffers in its arenas and trims only past 64 MiB. This is that second state,
+ * on both sides: a page fault costs 15-30 us on this VM, where the first state's re-faults
+ * cost more than QEMU's copies and would make this baseline measure the VM rather than
+ * QEMU. VUB_THREADS_MALLOC=default keeps glibc's fresh-process state
+ * (docs/perf/threads-baseline.md has both figures).
+ */
+static void model_long_running_allocator(void)
+{
+	const char *mode = getenv("VUB_THREADS_MALLOC");
+
+	if (mode && strcmp(mode, "default") == 0)
+		return;
+	mallopt(M_MMAP_THRESHOLD, 32 << 20);
+	mallopt(M_TRIM_THRESHOLD, 64 << 20);
 }
 
 /* ---- source ---- */
@@ -303,6 +330,7 @@ static int threads_src_setup(struct side_ctx *ctx)
 
 	if (!s)
 		return -ENOMEM;
+	model_long_running_allocator();
 	ctx->priv = s;
 	s->ctx = ctx;
 	s->ch = calloc(ctx->nchan, sizeof(*s->ch));
@@ -674,6 +702,7 @@ static int threads_dst_setup(struct side_ctx *ctx)
 
 	if (!d)
 		return -ENOMEM;
+	model_long_running_allocator();
 	ctx->priv = d;
 	d->ctx = ctx;
 	d->max_payload = pkt_max_payload(ctx->chunk);
