@@ -88,11 +88,11 @@ static void qsem_wait(struct qsem *s)
  * free at its top, so that the next packets fault their pages in again. After the first
  * free of a 1 MiB packet (a fresh process, such as a destination QEMU) it trims past 2 MiB;
  * after a free near 32 MiB (e.g. in a source QEMU of a guest near 1 TiB: the VFIO dirty
- * bitmap vfio_get_dirty_bitmap() allocates and frees at every sync is 32 KiB per GiB) it
- * keeps packet buffers in its arenas and trims only past 64 MiB. This is that second state,
- * on both sides: a page fault costs 15-30 us on this VM, where the first state's re-faults
- * cost more than QEMU's copies and would make this baseline measure the VM rather than
- * QEMU. VUB_THREADS_MALLOC=default keeps glibc's fresh-process state
+ * bitmap vfio_container_query_dirty_bitmap() allocates and frees at every sync is 32 KiB per
+ * GiB) it keeps packet buffers in its arenas and trims only past 64 MiB. This is that second
+ * state, on both sides: a recycled page costs 17-35 us on this VM, where the first state's
+ * re-faults cost more than QEMU's copies and would make this baseline measure the VM rather
+ * than QEMU. VUB_THREADS_MALLOC=default keeps glibc's fresh-process state
  * (docs/perf/threads-baseline.md has both figures).
  */
 static void model_long_running_allocator(void)
