@@ -1,29 +1,39 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * `threads`: a faithful model of QEMU 10's VFIO multifd device state transfer
- * (hw/vfio/migration-multifd.c, migration/multifd*.c; see shared notes qemu-multifd.md).
+ * (hw/vfio/migration-multifd.c, migration/multifd.c, migration/multifd-device-state.c; see
+ * the shared notes qemu-multifd.md and docs/perf/threads-baseline.md). Every lock, copy,
+ * allocation and free below is one QEMU makes, at the same place; the QEMU function each
+ * part models is named next to it.
  *
  * Source
- *   - one save thread per device: read(data_fd, chunk) into the device's read buffer, then
- *     DUPLICATE it into a newly allocated packet (QEMU's multifd_queue_device_state copies
- *     the data), then multifd_send(): under one global mutex, wait for a ready channel
- *     (channels_ready semaphore), take the next idle channel round-robin, hand it the packet;
- *   - one sender thread per channel: handshake first, then writev(276-byte header, payload)
- *     for each packet it is handed, free it, post channels_ready.
+ *   - one save thread per device (vfio_multifd_save_complete_precopy_thread): one packet
+ *     buffer allocated per thread, read(data_fd) into it after the 12-byte VFIO header, then
+ *     multifd_queue_device_state(): under one global queue_job_mutex, DUPLICATE the packet
+ *     into a newly allocated buffer (g_memdup2) and multifd_send() it: under
+ *     multifd_send_mutex, wait for a ready channel (channels_ready), take the next idle
+ *     channel round-robin, swap send-data objects with it;
+ *   - one sender thread per channel (multifd_send_thread): handshake first, then
+ *     sendmsg(276-byte header, payload) for each packet it is handed, free the payload
+ *     (multifd_send_data_clear), post channels_ready.
  * Destination
- *   - one receiver thread per channel: handshake check, then per packet read header and
- *     payload into the channel's buffer, route by (idstr, instance_id), and DUPLICATE the
- *     data into the device's buffer array at idx (QEMU's g_memdup2 in
- *     vfio_multifd_load_state_buffer); the array grows without bound (QEMU's default);
- *   - one load thread per device, started at switchover start: writes the buffers strictly
- *     in idx order (partial writes continued), then loads the config under a global lock
- *     (QEMU's BQL).
+ *   - one receiver thread per channel (multifd_recv_thread): handshake check, then per
+ *     packet read the 12-byte header, the rest of the device state header, a newly
+ *     allocated payload buffer (multifd_device_state_recv's g_malloc), route by (idstr,
+ *     instance_id), and under the device's mutex DUPLICATE the data into the device's
+ *     buffer array at idx (vfio_load_state_buffer_insert's g_memdup2); the array grows
+ *     without bound (QEMU's default); the payload buffer is freed;
+ *   - one load thread per device, started at switchover start (vfio_load_bufs_thread): holds
+ *     the device's mutex except around each write, writes the buffers strictly in idx
+ *     order, frees each after its write, then loads the config under a global lock (BQL).
+ * QEMU's semaphores are a count under a mutex and a condition variable (QemuSemaphore in
+ * util/qemu-thread-posix.c), and so are these.
  */
 #include "pktio.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
-#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,22 +42,86 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-struct queued_packet {
-	unsigned dev;
-	size_t len;       /* VFIO header + data */
-	uint8_t payload[]; /* 12-byte VFIO header, then the data */
+/* QEMU's QemuSemaphore: qemu_sem_post() locks, counts and signals; no sem_t. */
+struct qsem {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	unsigned count;
 };
 
+static void qsem_init(struct qsem *s)
+{
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->cond, NULL);
+	s->count = 0;
+}
+
+static void qsem_destroy(struct qsem *s)
+{
+	pthread_cond_destroy(&s->cond);
+	pthread_mutex_destroy(&s->lock);
+}
+
+static void qsem_post(struct qsem *s)
+{
+	pthread_mutex_lock(&s->lock);
+	s->count++;
+	pthread_cond_signal(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+}
+
+static void qsem_wait(struct qsem *s)
+{
+	pthread_mutex_lock(&s->lock);
+	while (s->count == 0)
+		pthread_cond_wait(&s->cond, &s->lock);
+	s->count--;
+	pthread_mutex_unlock(&s->lock);
+}
+
+/*
+ * The allocator state of a long-running process, set in each side process of this engine
+ * (forked per run, so no other engine sees it). QEMU allocates and frees every packet
+ * buffer, as above; what that costs depends on glibc's state, which is not QEMU's design:
+ * glibc starts with a 128 KiB mmap threshold, raises it to the size of the largest mmapped
+ * block freed so far (up to 32 MiB), and trims an arena with MADV_DONTNEED whenever twice that is
+ * free at its top, so that the next packets fault their pages in again. After the first
+ * free of a 1 MiB packet (a fresh process, such as a destination QEMU) it trims past 2 MiB;
+ * after a free near 32 MiB (e.g. in a source QEMU of a guest near 1 TiB: the VFIO dirty
+ * bitmap vfio_container_query_dirty_bitmap() allocates and frees at every sync is 32 KiB per
+ * GiB) it keeps packet buffers in its arenas and trims only past 64 MiB. This is that second
+ * state, on both sides: a recycled page costs 17-35 us on this VM, where the first state's
+ * re-faults cost more than QEMU's copies and would make this baseline measure the VM rather
+ * than QEMU. VUB_THREADS_MALLOC=default keeps glibc's fresh-process state
+ * (docs/perf/threads-baseline.md has both figures).
+ */
+static void model_long_running_allocator(void)
+{
+	const char *mode = getenv("VUB_THREADS_MALLOC");
+
+	if (mode && strcmp(mode, "default") == 0)
+		return;
+	mallopt(M_MMAP_THRESHOLD, 32 << 20);
+	mallopt(M_TRIM_THRESHOLD, 64 << 20);
+}
+
 /* ---- source ---- */
+
+/* QEMU's MultiFDSendData with a device state payload; the objects are swapped, not freed. */
+struct send_data {
+	unsigned dev;
+	uint8_t *buf;                      /* the g_memdup2 copy: VFIO header + data */
+	size_t len;
+};
 
 struct send_channel {
 	pthread_t thread;
 	bool started;
 	int fd;
 	unsigned id;
-	sem_t sem;                         /* a packet (or quit) is waiting */
+	struct qsem sem;                   /* a packet (or quit) is waiting: QEMU's p->sem */
 	atomic_bool pending;               /* QEMU's p->pending_job */
-	struct queued_packet *pkt;
+	struct send_data *data;            /* QEMU's p->data */
 	struct tsrc *src;
 };
 
@@ -60,11 +134,12 @@ struct save_device {
 
 struct tsrc {
 	struct side_ctx *ctx;
-	pthread_mutex_t send_mutex;        /* QEMU's multifd_send_mutex */
-	sem_t channels_ready;
+	pthread_mutex_t queue_job_mutex;   /* multifd_send_device_state->queue_job_mutex */
+	struct send_data *queued;          /* multifd_send_device_state->send_data */
+	pthread_mutex_t send_mutex;        /* multifd_send_state->multifd_send_mutex */
+	struct qsem channels_ready;
 	unsigned next_channel;
 	atomic_bool abort;
-	atomic_bool quit;
 	pthread_mutex_t err_lock;
 	int err;
 	char msg[200];
@@ -83,12 +158,13 @@ static void src_fail(struct tsrc *s, int err, const char *fmt, unsigned who)
 	}
 	pthread_mutex_unlock(&s->err_lock);
 	if (!atomic_exchange(&s->abort, true)) {
-		/* Wake every save thread that may wait for a channel. */
+		/* Wake a save thread that may wait for a channel (multifd_send_kick_main). */
 		for (unsigned i = 0; i < s->ctx->ndev + s->ctx->nchan; i++)
-			sem_post(&s->channels_ready);
+			qsem_post(&s->channels_ready);
 	}
 }
 
+/* QEMU's multifd_send_thread(). */
 static void *sender_thread(void *arg)
 {
 	struct send_channel *ch = arg;
@@ -101,82 +177,111 @@ static void *sender_thread(void *arg)
 		src_fail(s, err, "channel %u: sending the handshake", ch->id);
 		return NULL;
 	}
-	sem_post(&s->channels_ready);
 	for (;;) {
-		struct queued_packet *pkt;
+		struct send_data *d;
 		struct iovec iov[2];
 
-		sem_wait(&ch->sem);
-		if (!atomic_load_explicit(&ch->pending, memory_order_acquire)) {
-			if (atomic_load(&s->quit) || atomic_load(&s->abort))
-				break;
-			continue;
-		}
-		pkt = ch->pkt;
-		ch->pkt = NULL;
-		device_idstr(pkt->dev, idstr, sizeof(idstr));
-		vu_wire_encode_header(hdr, idstr, device_instance_id(pkt->dev), (uint32_t)pkt->len);
+		qsem_post(&s->channels_ready);
+		qsem_wait(&ch->sem);
+		/* A packet handed over before the quit is still sent (QEMU syncs first). */
+		if (!atomic_load_explicit(&ch->pending, memory_order_acquire))
+			break;
+		d = ch->data;
+		device_idstr(d->dev, idstr, sizeof(idstr));
+		vu_wire_encode_header(hdr, idstr, device_instance_id(d->dev), (uint32_t)d->len);
 		iov[0] = (struct iovec){ hdr, sizeof(hdr) };
-		iov[1] = (struct iovec){ pkt->payload, pkt->len };
+		iov[1] = (struct iovec){ d->buf, d->len };
 		err = atomic_load(&s->abort) ? -ECANCELED : pkt_writev_full(ch->fd, iov, 2);
-		free(pkt);
+		free(d->buf);                  /* multifd_send_data_clear() */
+		d->buf = NULL;
 		atomic_store_explicit(&ch->pending, false, memory_order_release);
 		if (err) {
 			src_fail(s, err, "channel %u: sending a packet", ch->id);
 			break;
 		}
-		sem_post(&s->channels_ready);
 	}
 	return NULL;
 }
 
-/* QEMU's multifd_send(): hand the packet to the next idle channel, round-robin. */
-static int multifd_send(struct tsrc *s, struct queued_packet *pkt)
+/* QEMU's multifd_send(): swap *data with the next idle channel's, round-robin. */
+static int multifd_send(struct tsrc *s, struct send_data **data)
 {
 	unsigned n = s->ctx->nchan;
 	struct send_channel *ch = NULL;
+	struct send_data *tmp;
 
-	pthread_mutex_lock(&s->send_mutex);
-	sem_wait(&s->channels_ready);
-	if (atomic_load(&s->abort)) {
-		pthread_mutex_unlock(&s->send_mutex);
-		free(pkt);
+	if (atomic_load(&s->abort))
 		return -ECANCELED;
-	}
+	pthread_mutex_lock(&s->send_mutex);
+	qsem_wait(&s->channels_ready);
 	for (unsigned i = 0;; i = (i + 1) % n) {
 		struct send_channel *c = &s->ch[(s->next_channel + i) % n];
 
+		if (atomic_load(&s->abort)) {
+			pthread_mutex_unlock(&s->send_mutex);
+			return -ECANCELED;
+		}
 		if (!atomic_load_explicit(&c->pending, memory_order_acquire)) {
 			ch = c;
 			s->next_channel = (ch->id + 1) % n;
 			break;
 		}
 	}
-	ch->pkt = pkt;
+	tmp = *data;
+	*data = ch->data;
+	ch->data = tmp;
 	atomic_store_explicit(&ch->pending, true, memory_order_release);
-	sem_post(&ch->sem);
+	qsem_post(&ch->sem);
 	pthread_mutex_unlock(&s->send_mutex);
 	return 0;
 }
 
+/* QEMU's multifd_queue_device_state(): the copy and the hand-over, under one global lock. */
+static int multifd_queue_device_state(struct tsrc *s, unsigned dev, const uint8_t *packet,
+				      size_t len)
+{
+	struct send_data *d;
+	int err;
+
+	pthread_mutex_lock(&s->queue_job_mutex);
+	d = s->queued;
+	d->buf = malloc(len);
+	if (!d->buf) {
+		pthread_mutex_unlock(&s->queue_job_mutex);
+		return -ENOMEM;
+	}
+	memcpy(d->buf, packet, len);           /* g_memdup2: QEMU's extra source copy */
+	d->dev = dev;
+	d->len = len;
+	err = multifd_send(s, &s->queued);
+	if (err) {
+		free(s->queued->buf);          /* multifd_send_data_clear() */
+		s->queued->buf = NULL;
+	}
+	pthread_mutex_unlock(&s->queue_job_mutex);
+	return err;
+}
+
+/* QEMU's vfio_multifd_save_complete_precopy_thread(). */
 static void *save_thread(void *arg)
 {
 	struct save_device *sd = arg;
 	struct tsrc *s = sd->src;
 	struct side_ctx *ctx = s->ctx;
 	int fd = ctx->dev_fds[sd->dev];
-	uint8_t *buf = malloc(ctx->chunk);  /* QEMU's migration->data_buffer */
+	/* One packet buffer per thread: VFIO header, then up to one chunk of data. */
+	uint8_t *packet = calloc(1, VU_WIRE_VFIO_HEADER_SIZE + ctx->chunk);
 	uint8_t blob[BENCH_CONFIG_BLOB_SIZE];
-	struct queued_packet *pkt;
 	uint32_t idx = 0;
-	size_t blen;
+	size_t blen, plen;
+	int err;
 
-	if (!buf) {
-		src_fail(s, -ENOMEM, "device %u: read buffer", sd->dev);
+	if (!packet) {
+		src_fail(s, -ENOMEM, "device %u: packet buffer", sd->dev);
 		return NULL;
 	}
 	while (!atomic_load(&s->abort)) {
-		ssize_t n = read(fd, buf, ctx->chunk);
+		ssize_t n = read(fd, packet + VU_WIRE_VFIO_HEADER_SIZE, ctx->chunk);
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -186,34 +291,36 @@ static void *save_thread(void *arg)
 		}
 		if (n == 0)
 			break;
-		pkt = malloc(sizeof(*pkt) + VU_WIRE_VFIO_HEADER_SIZE + (size_t)n);
-		if (!pkt) {
-			src_fail(s, -ENOMEM, "device %u: queueing a packet", sd->dev);
+		vu_wire_encode_vfio_header(packet, idx++, 0);
+		err = multifd_queue_device_state(s, sd->dev, packet,
+						 VU_WIRE_VFIO_HEADER_SIZE + (size_t)n);
+		if (err) {
+			if (err != -ECANCELED)
+				src_fail(s, err, "device %u: queueing a packet", sd->dev);
 			break;
 		}
-		pkt->dev = sd->dev;
-		pkt->len = VU_WIRE_VFIO_HEADER_SIZE + (size_t)n;
-		vu_wire_encode_vfio_header(pkt->payload, idx++, 0);
-		memcpy(pkt->payload + VU_WIRE_VFIO_HEADER_SIZE, buf, (size_t)n); /* QEMU's copy */
-		if (multifd_send(s, pkt))
-			break;
 	}
-	free(buf);
+	free(packet);
 	if (atomic_load(&s->abort))
 		return NULL;
-	/* The config packet: idx N, CONFIG_STATE, QEMU's framing around the blob. */
+	/*
+	 * The config packet (vfio_save_complete_precopy_thread_config_state): idx N,
+	 * CONFIG_STATE, QEMU's framing around the blob, in its own buffer, queued (copied) too.
+	 */
 	blen = device_config_blob(sd->dev, ctx->cfg->seed, blob, sizeof(blob));
-	pkt = malloc(sizeof(*pkt) + VU_WIRE_VFIO_HEADER_SIZE + VU_WIRE_CONFIG_FRAMING + blen);
-	if (!pkt) {
+	plen = VU_WIRE_VFIO_HEADER_SIZE + VU_WIRE_CONFIG_FRAMING + blen;
+	packet = calloc(1, plen);
+	if (!packet) {
 		src_fail(s, -ENOMEM, "device %u: config packet", sd->dev);
 		return NULL;
 	}
-	pkt->dev = sd->dev;
-	pkt->len = VU_WIRE_VFIO_HEADER_SIZE + VU_WIRE_CONFIG_FRAMING + blen;
-	vu_wire_encode_vfio_header(pkt->payload, idx, VU_WIRE_VFIO_FLAG_CONFIG_STATE);
-	memcpy(pkt->payload + VU_WIRE_VFIO_HEADER_SIZE + 8, blob, blen);
-	vu_wire_frame_config(pkt->payload + VU_WIRE_VFIO_HEADER_SIZE, blen);
-	multifd_send(s, pkt);
+	vu_wire_encode_vfio_header(packet, idx, VU_WIRE_VFIO_FLAG_CONFIG_STATE);
+	memcpy(packet + VU_WIRE_VFIO_HEADER_SIZE + 8, blob, blen);
+	vu_wire_frame_config(packet + VU_WIRE_VFIO_HEADER_SIZE, blen);
+	err = multifd_queue_device_state(s, sd->dev, packet, plen);
+	if (err && err != -ECANCELED)
+		src_fail(s, err, "device %u: queueing the config packet", sd->dev);
+	free(packet);
 	return NULL;
 }
 
@@ -223,18 +330,24 @@ static int threads_src_setup(struct side_ctx *ctx)
 
 	if (!s)
 		return -ENOMEM;
+	model_long_running_allocator();
 	ctx->priv = s;
 	s->ctx = ctx;
 	s->ch = calloc(ctx->nchan, sizeof(*s->ch));
 	s->dev = calloc(ctx->ndev, sizeof(*s->dev));
-	if (!s->ch || !s->dev)
+	s->queued = calloc(1, sizeof(*s->queued));
+	if (!s->ch || !s->dev || !s->queued)
 		return -ENOMEM;
+	pthread_mutex_init(&s->queue_job_mutex, NULL);
 	pthread_mutex_init(&s->send_mutex, NULL);
 	pthread_mutex_init(&s->err_lock, NULL);
-	sem_init(&s->channels_ready, 0, 0);
+	qsem_init(&s->channels_ready);
 	for (unsigned i = 0; i < ctx->nchan; i++) {
 		s->ch[i] = (struct send_channel){ .fd = ctx->chans[i], .id = i, .src = s };
-		sem_init(&s->ch[i].sem, 0, 0);
+		qsem_init(&s->ch[i].sem);
+		s->ch[i].data = calloc(1, sizeof(*s->ch[i].data)); /* multifd_send_data_alloc() */
+		if (!s->ch[i].data)
+			return -ENOMEM;
 	}
 	for (unsigned d = 0; d < ctx->ndev; d++)
 		s->dev[d] = (struct save_device){ .dev = d, .src = s };
@@ -265,9 +378,9 @@ static int threads_src_run(struct side_ctx *ctx)
 	for (unsigned d = 0; d < ctx->ndev; d++)
 		if (s->dev[d].started)
 			pthread_join(s->dev[d].thread, NULL);
-	atomic_store(&s->quit, true);
+	/* Every packet is handed over: wake each sender once more to quit after its last. */
 	for (unsigned i = 0; i < ctx->nchan; i++)
-		sem_post(&s->ch[i].sem);
+		qsem_post(&s->ch[i].sem);
 	for (unsigned i = 0; i < ctx->nchan; i++)
 		if (s->ch[i].started)
 			pthread_join(s->ch[i].thread, NULL);
@@ -305,7 +418,6 @@ struct recv_channel {
 	bool started;
 	int fd;
 	unsigned pos;
-	uint8_t *buf;                      /* QEMU's per-channel receive buffer */
 	struct tdst *dst;
 };
 
@@ -339,7 +451,11 @@ static void dst_fail(struct tdst *d, int err, const char *msg)
 	}
 }
 
-/* QEMU's vfio_multifd_load_state_buffer(): checks, then a copy into the buffer array. */
+/*
+ * QEMU's vfio_multifd_load_state_buffer(): header checks, then under the device's mutex
+ * (load_bufs_mutex) vfio_load_state_buffer_insert(): grow the array, refuse a duplicate idx,
+ * copy the data into a new buffer (g_memdup2).
+ */
 static int load_state_buffer(struct tdst *d, unsigned dev, const uint8_t *payload, size_t len,
 			     char *msg, size_t msg_len)
 {
@@ -351,12 +467,6 @@ static int load_state_buffer(struct tdst *d, unsigned dev, const uint8_t *payloa
 
 	if (err)
 		return err;
-	copy = malloc(dlen ? dlen : 1);
-	if (!copy) {
-		snprintf(msg, msg_len, "device %u idx %u: out of memory", dev, vh.idx);
-		return -ENOMEM;
-	}
-	memcpy(copy, payload + VU_WIRE_VFIO_HEADER_SIZE, dlen); /* QEMU's g_memdup2 */
 	pthread_mutex_lock(&ld->lock);
 	if (vh.idx >= ld->nbufs) {
 		size_t n = ld->nbufs ? ld->nbufs : 16;
@@ -367,7 +477,7 @@ static int load_state_buffer(struct tdst *d, unsigned dev, const uint8_t *payloa
 		nb = realloc(ld->bufs, n * sizeof(*nb));
 		if (!nb) {
 			pthread_mutex_unlock(&ld->lock);
-			free(copy);
+			snprintf(msg, msg_len, "device %u idx %u: out of memory", dev, vh.idx);
 			return -ENOMEM;
 		}
 		memset(nb + ld->nbufs, 0, (n - ld->nbufs) * sizeof(*nb));
@@ -376,25 +486,67 @@ static int load_state_buffer(struct tdst *d, unsigned dev, const uint8_t *payloa
 	}
 	if (ld->bufs[vh.idx].present) {
 		pthread_mutex_unlock(&ld->lock);
-		free(copy);
 		snprintf(msg, msg_len, "device %u: idx %u received twice", dev, vh.idx);
 		return VU_EVFIO_IDX_DUP;
 	}
 	if (vh.flags & VU_WIRE_VFIO_FLAG_CONFIG_STATE) {
 		if (ld->config_idx != UINT32_MAX) {
 			pthread_mutex_unlock(&ld->lock);
-			free(copy);
 			snprintf(msg, msg_len, "device %u: second config packet", dev);
 			return VU_EVFIO_CONFIG_DUP;
 		}
 		ld->config_idx = vh.idx;
 	}
+	copy = malloc(dlen ? dlen : 1);
+	if (!copy) {
+		pthread_mutex_unlock(&ld->lock);
+		snprintf(msg, msg_len, "device %u idx %u: out of memory", dev, vh.idx);
+		return -ENOMEM;
+	}
+	memcpy(copy, payload + VU_WIRE_VFIO_HEADER_SIZE, dlen); /* QEMU's extra copy */
 	ld->bufs[vh.idx] = (struct load_buffer){ copy, dlen, true };
 	pthread_cond_signal(&ld->cond);
 	pthread_mutex_unlock(&ld->lock);
 	return 0;
 }
 
+/*
+ * QEMU's per-packet header reads in multifd_recv_thread(): the common 12-byte header (an
+ * end of stream here is clean), then the rest of the device state header. 0, 1 at a clean
+ * end of stream, or an error.
+ */
+static int recv_device_state_header(int fd, struct vu_wire_header *hdr, uint32_t max,
+				    char *msg, size_t len)
+{
+	enum { COMMON = 12 };
+	uint8_t buf[VU_WIRE_HEADER_SIZE];
+	size_t got = 0;
+	int err;
+
+	while (got < COMMON) {
+		ssize_t n = recv(fd, buf + got, COMMON - got, 0);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0) {
+			if (got == 0)
+				return 1;
+			snprintf(msg, len, "truncated packet header");
+			return VU_ESTREAM_TRUNCATED;
+		}
+		got += (size_t)n;
+	}
+	err = read_full(fd, buf + COMMON, sizeof(buf) - COMMON);
+	if (err) {
+		snprintf(msg, len, "truncated packet header: %s", strerror(-err));
+		return err == -EPIPE ? VU_ESTREAM_TRUNCATED : err;
+	}
+	return vu_wire_decode_header(buf, hdr, max, msg, len);
+}
+
+/* QEMU's multifd_recv_thread() with multifd_device_state_recv(). */
 static void *receiver_thread(void *arg)
 {
 	struct recv_channel *ch = arg;
@@ -415,9 +567,10 @@ static void *receiver_thread(void *arg)
 	}
 	while (!err && !atomic_load(&d->abort)) {
 		struct vu_wire_header hdr;
+		uint8_t *buf;
 		int dev;
 
-		err = pkt_recv_header(ch->fd, &hdr, d->max_payload, msg, sizeof(msg));
+		err = recv_device_state_header(ch->fd, &hdr, d->max_payload, msg, sizeof(msg));
 		if (err == 1) {
 			err = 0;
 			break;
@@ -431,14 +584,22 @@ static void *receiver_thread(void *arg)
 				 hdr.instance_id);
 			break;
 		}
-		err = read_full(ch->fd, ch->buf, hdr.next_packet_size);
+		buf = malloc(hdr.next_packet_size); /* a new payload buffer for every packet */
+		if (!buf) {
+			err = -ENOMEM;
+			snprintf(msg, sizeof(msg), "device %d: out of memory", dev);
+			break;
+		}
+		err = read_full(ch->fd, buf, hdr.next_packet_size);
 		if (err) {
+			free(buf);
 			snprintf(msg, sizeof(msg), "device %d: truncated payload", dev);
 			err = err == -EPIPE ? VU_ESTREAM_TRUNCATED : err;
 			break;
 		}
-		err = load_state_buffer(d, (unsigned)dev, ch->buf, hdr.next_packet_size, msg,
+		err = load_state_buffer(d, (unsigned)dev, buf, hdr.next_packet_size, msg,
 					sizeof(msg));
+		free(buf);
 	}
 	if (err && !atomic_load(&d->abort)) {
 		snprintf(full, sizeof(full), "channel %u: %s", ch->pos, msg);
@@ -459,66 +620,79 @@ static void *receiver_thread(void *arg)
 	return NULL;
 }
 
-/* QEMU's vfio_load_bufs_thread(). */
+/* The config load (vfio_load_bufs_thread_load_config), under QEMU's big lock. */
+static int load_config(struct tdst *d, struct load_device *ld, const struct load_buffer *b)
+{
+	char msg[160], full[200];
+	const uint8_t *blob;
+	size_t blen;
+	int err = vu_wire_unframe_config(b->data, b->len, &blob, &blen, msg, sizeof(msg));
+
+	if (!err) {
+		pthread_mutex_lock(&d->bql);
+		ld->config_loads++;
+		if (!device_config_check(ld->dev, d->ctx->cfg->seed, blob, blen))
+			err = -EBADMSG;
+		pthread_mutex_unlock(&d->bql);
+	}
+	if (err) {
+		snprintf(full, sizeof(full), "device %u: config blob: %s", ld->dev,
+			 err == -EBADMSG ? "differs from the source's" : msg);
+		dst_fail(d, err, full);
+	}
+	return err;
+}
+
+/*
+ * QEMU's vfio_load_bufs_thread(): the device's mutex is held throughout except around each
+ * write (vfio_load_state_buffer_write), and the written buffer is freed with it held again.
+ */
 static void *load_thread(void *arg)
 {
 	struct load_device *ld = arg;
 	struct tdst *d = ld->dst;
-	struct side_ctx *ctx = d->ctx;
-	int fd = ctx->dev_fds[ld->dev];
-	char msg[160];
+	int fd = d->ctx->dev_fds[ld->dev];
+	uint32_t idx = 0;
 
-	for (uint32_t idx = 0;; idx++) {
-		struct load_buffer b;
-		bool is_config;
+	pthread_mutex_lock(&ld->lock);
+	while (!atomic_load(&d->abort)) {
+		uint8_t *buf;
+		size_t len;
 		int err;
 
-		pthread_mutex_lock(&ld->lock);
-		while (!atomic_load(&d->abort) && (idx >= ld->nbufs || !ld->bufs[idx].present))
+		if (idx >= ld->nbufs || !ld->bufs[idx].present) {
 			pthread_cond_wait(&ld->cond, &ld->lock);
-		if (atomic_load(&d->abort)) {
+			continue;
+		}
+		if (idx == ld->config_idx) {
+			/* dst_fail() takes this mutex to wake us: let go of it first. */
+			struct load_buffer b = ld->bufs[idx];
+
 			pthread_mutex_unlock(&ld->lock);
+			if (!load_config(d, ld, &b))
+				ld->done = true;
 			return NULL;
 		}
-		b = ld->bufs[idx];
+		buf = ld->bufs[idx].data;
+		len = ld->bufs[idx].len;
 		ld->bufs[idx].data = NULL;
-		is_config = idx == ld->config_idx;
 		pthread_mutex_unlock(&ld->lock);
-		if (is_config) {
-			const uint8_t *blob;
-			size_t blen;
-
-			err = vu_wire_unframe_config(b.data, b.len, &blob, &blen, msg, sizeof(msg));
-			if (!err) {
-				pthread_mutex_lock(&d->bql);
-				ld->config_loads++;
-				if (!device_config_check(ld->dev, ctx->cfg->seed, blob, blen))
-					err = -EBADMSG;
-				pthread_mutex_unlock(&d->bql);
-			}
-			free(b.data);
-			if (err) {
-				char full[200];
-
-				snprintf(full, sizeof(full), "device %u: config blob: %s", ld->dev,
-					 err == -EBADMSG ? "differs from the source's" : msg);
-				dst_fail(d, err, full);
-				return NULL;
-			}
-			ld->done = true;
-			return NULL;
-		}
-		err = write_full(fd, b.data, b.len);
-		free(b.data);
+		err = write_full(fd, buf, len);
+		pthread_mutex_lock(&ld->lock);
+		free(buf);
 		if (err) {
 			char full[200];
 
+			pthread_mutex_unlock(&ld->lock);
 			snprintf(full, sizeof(full), "device %u idx %u: writing the data fd: %s",
 				 ld->dev, idx, strerror(-err));
 			dst_fail(d, err, full);
 			return NULL;
 		}
+		idx++;
 	}
+	pthread_mutex_unlock(&ld->lock);
+	return NULL;
 }
 
 static int threads_dst_setup(struct side_ctx *ctx)
@@ -528,6 +702,7 @@ static int threads_dst_setup(struct side_ctx *ctx)
 
 	if (!d)
 		return -ENOMEM;
+	model_long_running_allocator();
 	ctx->priv = d;
 	d->ctx = ctx;
 	d->max_payload = pkt_max_payload(ctx->chunk);
@@ -554,9 +729,6 @@ static int threads_dst_setup(struct side_ctx *ctx)
 		ch->fd = ctx->chans[i];
 		ch->pos = i;
 		ch->dst = d;
-		ch->buf = malloc(d->max_payload);
-		if (!ch->buf)
-			return -ENOMEM;
 		err = pthread_create(&ch->thread, NULL, receiver_thread, ch);
 		if (err)
 			return -err;
@@ -602,14 +774,23 @@ static void threads_teardown(struct side_ctx *ctx)
 
 		if (s->ch) {
 			atomic_store(&s->abort, true);
-			atomic_store(&s->quit, true);
 			for (unsigned i = 0; i < ctx->nchan; i++) {
 				if (!s->ch[i].started)
 					continue;
-				sem_post(&s->ch[i].sem);
+				qsem_post(&s->ch[i].sem);
 				pthread_join(s->ch[i].thread, NULL);
 			}
+			for (unsigned i = 0; i < ctx->nchan; i++) {
+				if (s->ch[i].data)
+					free(s->ch[i].data->buf);
+				free(s->ch[i].data);
+				qsem_destroy(&s->ch[i].sem);
+			}
+			qsem_destroy(&s->channels_ready);
 		}
+		if (s->queued)
+			free(s->queued->buf);
+		free(s->queued);
 		free(s->ch);
 		free(s->dev);
 		free(s);
@@ -624,7 +805,6 @@ static void threads_teardown(struct side_ctx *ctx)
 		for (unsigned i = 0; d->ch && i < ctx->nchan; i++) {
 			if (d->ch[i].started)
 				pthread_join(d->ch[i].thread, NULL);
-			free(d->ch[i].buf);
 		}
 		for (unsigned i = 0; d->dev && i < ctx->ndev; i++) {
 			if (d->dev[i].started)

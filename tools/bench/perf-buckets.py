@@ -2,11 +2,15 @@
 # SPDX-License-Identifier: MIT
 """Groups a perf profile of vfio-uring-bench by side process and cost bucket.
 
-usage: perf record -e cpu-clock -o perf.data -- vfio-uring-bench ...
+usage: perf record -e cpu-clock [-g] -o perf.data -- vfio-uring-bench ...
        perf script -i perf.data -F comm,pid,tid,ip,sym | tools/bench/perf-buckets.py [HZ]
 Side processes are named vub-src-<engine> / vub-dst-<engine> (threads and io_uring workers
 included); the warm-up run is left out. HZ is the sampling rate (perf default 4000).
 The grouping is by function name and approximate (e.g. filemap lookups count as device I/O).
+With call chains (-g) a sample is grouped by what it is inside of (a page fault, an
+allocator system call, a socket send, ...), which also places the samples this VM reports
+at the point where interrupts are enabled again (pvm_irq_enable: mostly the host's share of
+page faults) instead of leaving them in "other".
 """
 import collections
 import sys
@@ -31,20 +35,56 @@ def bucket(side, kind, s):
     if kind == 'iou-wrk' or s.startswith('io_') or s.startswith('__io_') or s.startswith('vu_') or s.startswith('vfio_uring'):
         return 'io_uring + engine bookkeeping'
     return 'other'
+SEND = ('tcp_sendmsg', 'tcp_sendmsg_locked', 'unix_stream_sendmsg', '__sys_sendmsg', '__sys_sendto')
+RECV = ('tcp_recvmsg', 'tcp_recvmsg_locked', 'unix_stream_read_generic', '__sys_recvfrom', '__sys_recvmsg')
+ALLOC_SYSCALLS = ('__x64_sys_madvise', '__x64_sys_munmap', '__x64_sys_mprotect', '__x64_sys_mmap', '__x64_sys_brk')
+SCHED = ('__x64_sys_futex', '__schedule', 'schedule', 'try_to_wake_up')
+
+def bucket_chain(side, kind, chain):
+    """chain: leaf first. What the sample is inside of decides, then the leaf."""
+    inside = set(chain)
+    leaf = chain[0]
+    if 'exc_page_fault' in inside or 'asm_exc_page_fault' in inside:
+        return 'page faults / page alloc+free / zeroing'
+    if inside.intersection(ALLOC_SYSCALLS):
+        return 'madvise/munmap/mprotect (allocator)'
+    if 'net_rx_action' in inside or 'process_backlog' in inside:
+        return 'socket stack (TCP, skb, softirq)'
+    if inside.intersection(SEND):
+        return 'socket send copy' if leaf == '_copy_from_iter' else 'socket stack (TCP, skb, softirq)'
+    if inside.intersection(RECV):
+        return 'socket recv copy' if leaf == '_copy_to_iter' else 'socket stack (TCP, skb, softirq)'
+    if 'shmem_file_read_iter' in inside or 'filemap_read' in inside:
+        return 'device read (memfd)'
+    if 'shmem_file_write_iter' in inside or 'generic_perform_write' in inside:
+        return 'device write (copy into memfd)'
+    if inside.intersection(SCHED):
+        return 'scheduling, wakeups, locks'
+    return bucket(side, kind, leaf)
+
 cnt = collections.defaultdict(collections.Counter); name = {}; rows = []
+cur = None
 for line in sys.stdin:
+    if line.startswith('\t'):          # a call chain frame: "\taddr sym"
+        p = line.split()
+        if cur is not None and len(p) > 1: cur[2].append(p[1])
+        continue
     p = line.split()
-    if len(p) < 3 or '/' not in p[1]: continue
-    comm = p[0]; pid, tid = p[1].split('/'); s = p[3] if len(p) > 3 else '?'
+    if len(p) < 2 or '/' not in p[1]: continue
+    comm = p[0]; pid, tid = p[1].split('/')
     if comm.startswith('vub-'): name[pid] = comm
     kind = 'main' if pid == tid else ('iou-wrk' if comm.startswith('iou-wrk') else 'thread')
-    rows.append((pid, kind, s))
+    cur = (pid, kind, [p[3]] if len(p) > 3 else [])
+    rows.append(cur)
 agg = collections.defaultdict(collections.Counter)
-for pid, kind, s in rows:
+for pid, kind, chain in rows:
     n = name.get(pid)
     if not n or 'warmup' in n: continue
     side = n.split('-')[1]
-    agg[n][bucket(side, kind, s)] += 1
+    if len(chain) > 1:
+        agg[n][bucket_chain(side, kind, chain)] += 1
+    else:
+        agg[n][bucket(side, kind, chain[0] if chain else '?')] += 1
 HZ = float(sys.argv[1]) if len(sys.argv) > 1 else 4000.0
 order = ['uring','threads','legacy','raw']
 for e in order:
