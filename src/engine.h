@@ -101,6 +101,8 @@ struct vfio_uring_device {
 
 	/* source */
 	struct vu_buf *reading;      /* the buffer a read is filling */
+	uint64_t read_issued_ns;     /* when that read was issued */
+	bool reads_fast;             /* its last read completed as fast as a memory copy */
 	uint32_t next_idx;           /* idx of the next packet */
 	bool end_of_stream;          /* read() returned 0: only the config packet is left */
 	bool config_saved;           /* save_config() was called (once) */
@@ -154,6 +156,7 @@ struct vfio_uring_engine {
 	unsigned next_channel;       /* source: where the round-robin tie-break starts */
 	size_t read_size;            /* source: bytes per data fd read (<= chunk_size) */
 	size_t src_ready;            /* source: bytes of packets queued on channels or being sent */
+	size_t src_reading_fast;     /* source: bytes being read by devices that read fast */
 	size_t src_ready_limit;      /* source: no new read while src_ready is at this */
 	uint64_t rate_limit;         /* source: bytes per second on all channels; 0 = no cap */
 	uint64_t pace_ns;            /* source: when the cap lets the next packet start */
