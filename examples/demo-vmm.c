@@ -387,3 +387,86 @@ int demo_report(const char *side, struct vfio_uring_engine *engine, int result,
 	fflush(stdout);
 	return result > 0 ? 0 : 1;
 }
+
+int demo_connect(const struct demo_options *opts, int *control_fd, int *channel_fds)
+{
+	int listen_fd = -1, ret;
+
+	if (opts->source)
+		return demo_connect_all(opts->port, control_fd, channel_fds, opts->channels);
+	ret = demo_listen(opts->port, &listen_fd);
+	if (!ret)
+		ret = demo_accept_all(listen_fd, control_fd, channel_fds, opts->channels);
+	if (listen_fd >= 0)
+		close(listen_fd);
+	return ret;
+}
+
+/* ---- the engine's config callbacks: they run inside an engine call ----------------- */
+
+static int save_config(void *opaque, const void **data, size_t *len)
+{
+	struct demo_device *dev = opaque;
+
+	*data = dev->config; /* must stay valid until the device is done: it is ours */
+	*len = dev->config_len;
+	return 0;
+}
+
+static int load_config(void *opaque, const void *data, size_t len)
+{
+	struct demo_device *dev = opaque;
+
+	if (len > sizeof(dev->config))
+		return -EMSGSIZE; /* a negated errno fails the device, and so the migration */
+	memcpy(dev->config, data, len);
+	dev->config_len = len;
+	dev->config_loads++;
+	return 0;
+}
+
+int demo_engine_setup(const struct demo_options *opts, struct demo_device *devs,
+		      const int *channel_fds, vfio_uring_device_done_fn done,
+		      struct vfio_uring_engine **engine)
+{
+	struct vfio_uring_engine_opts eopts;
+	int ret;
+
+	vfio_uring_engine_opts_init(&eopts, opts->source ? VFIO_URING_SOURCE
+							 : VFIO_URING_DESTINATION);
+	memcpy(eopts.uuid, demo_uuid, sizeof(eopts.uuid));
+	eopts.progress_timeout_ms = 10000; /* a peer that stops answering fails us: -ETIMEDOUT */
+	/*
+	 * A real VFIO data fd cannot do non-blocking I/O, so io_uring always serves it in its
+	 * worker threads. Our memfds could be copied inline, inside process(): make them behave
+	 * like the real thing. A VMM with real devices does not need this flag.
+	 */
+	eopts.flags = VFIO_URING_ENGINE_F_FORCE_ASYNC_DEVICE_IO;
+	ret = vfio_uring_engine_create(&eopts, engine);
+	if (ret < 0)
+		return ret;
+	for (unsigned i = 0; i < opts->channels; i++) {
+		ret = vfio_uring_engine_add_channel(*engine, channel_fds[i]);
+		if (ret < 0)
+			return ret;
+	}
+	for (unsigned i = 0; i < opts->devices; i++) {
+		struct demo_device *dev = &devs[i];
+		struct vfio_uring_device_opts dopts;
+
+		vfio_uring_device_opts_init(&dopts);
+		dopts.idstr = dev->idstr;
+		dopts.instance_id = 0;
+		dopts.data_fd = dev->data_fd;
+		if (opts->source)
+			dopts.save_config = save_config;
+		else
+			dopts.load_config = load_config;
+		dopts.done = done;
+		dopts.opaque = dev;
+		ret = vfio_uring_engine_add_device(*engine, &dopts, &dev->handle);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}

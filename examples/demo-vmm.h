@@ -62,6 +62,18 @@ int demo_listen(unsigned port, int *listen_fd);
 int demo_accept_all(int listen_fd, int *control_fd, int *channel_fds, unsigned channels);
 int demo_connect_all(unsigned port, int *control_fd, int *channel_fds, unsigned channels);
 
+/* Source: demo_connect_all(); destination: demo_listen() then demo_accept_all(). */
+int demo_connect(const struct demo_options *opts, int *control_fd, int *channel_fds);
+
+/*
+ * Creates the engine for this side, adds the channels and the devices (save_config or
+ * load_config from the demo device, `done` given by the example: what it does is the
+ * example's business). Not about the loop: the same in every example.
+ */
+int demo_engine_setup(const struct demo_options *opts, struct demo_device *devs,
+		      const int *channel_fds, vfio_uring_device_done_fn done,
+		      struct vfio_uring_engine **engine);
+
 /* The control channel stands in for the VMM's main migration stream. */
 enum { DEMO_MSG_SWITCHOVER = 'S' };
 int demo_send_message(int fd, char msg);

@@ -52,27 +52,6 @@ struct vmm {
 
 /* ---- engine callbacks: they run inside an engine call ------------------------------- */
 
-static int save_config(void *opaque, const void **data, size_t *len)
-{
-	struct demo_device *dev = opaque;
-
-	*data = dev->config; /* must stay valid until the device is done: it is ours */
-	*len = dev->config_len;
-	return 0;
-}
-
-static int load_config(void *opaque, const void *data, size_t len)
-{
-	struct demo_device *dev = opaque;
-
-	if (len > sizeof(dev->config))
-		return -EMSGSIZE; /* a negated errno fails the device, and so the migration */
-	memcpy(dev->config, data, len);
-	dev->config_len = len;
-	dev->config_loads++;
-	return 0;
-}
-
 /*
  * Runs inside vfio_uring_engine_process() (also inside _cancel() and _destroy()) when the
  * device leaves ACTIVE. Allowed here: reading status, stats and the error, and cancel().
@@ -261,68 +240,16 @@ static int setup_loop(struct vmm *v)
 	return ret;
 }
 
-static int setup_engine(struct vmm *v)
-{
-	struct vfio_uring_engine_opts opts;
-	int ret;
-
-	vfio_uring_engine_opts_init(&opts, v->opts.source ? VFIO_URING_SOURCE
-							  : VFIO_URING_DESTINATION);
-	memcpy(opts.uuid, demo_uuid, sizeof(opts.uuid));
-	opts.progress_timeout_ms = 10000; /* a peer that stops answering fails us: -ETIMEDOUT */
-	/*
-	 * A real VFIO data fd cannot do non-blocking I/O, so io_uring always serves it in its
-	 * worker threads. Our memfds could be copied inline, inside process(): make them behave
-	 * like the real thing. A VMM with real devices does not need this flag.
-	 */
-	opts.flags = VFIO_URING_ENGINE_F_FORCE_ASYNC_DEVICE_IO;
-	ret = vfio_uring_engine_create(&opts, &v->engine);
-	if (ret < 0)
-		return ret;
-	for (unsigned i = 0; i < v->opts.channels; i++) {
-		ret = vfio_uring_engine_add_channel(v->engine, v->channel_fds[i]);
-		if (ret < 0)
-			return ret;
-	}
-	for (unsigned i = 0; i < v->opts.devices; i++) {
-		struct demo_device *dev = &v->devs[i];
-		struct vfio_uring_device_opts dopts;
-
-		vfio_uring_device_opts_init(&dopts);
-		dopts.idstr = dev->idstr;
-		dopts.instance_id = 0;
-		dopts.data_fd = dev->data_fd;
-		if (v->opts.source)
-			dopts.save_config = save_config;
-		else
-			dopts.load_config = load_config;
-		dopts.done = device_done;
-		dopts.opaque = dev;
-		ret = vfio_uring_engine_add_device(v->engine, &dopts, &dev->handle);
-		if (ret < 0)
-			return ret;
-	}
-	return 0;
-}
-
 static int setup(struct vmm *v)
 {
-	int listen_fd = -1, ret;
+	int ret = setup_loop(v);
 
-	ret = setup_loop(v);
 	if (!ret)
 		ret = demo_devices_create(v->devs, v->opts.devices, v->opts.source);
-	if (!ret && v->opts.source) {
-		ret = demo_connect_all(v->opts.port, &v->control_fd, v->channel_fds, v->opts.channels);
-	} else if (!ret) {
-		ret = demo_listen(v->opts.port, &listen_fd);
-		if (!ret)
-			ret = demo_accept_all(listen_fd, &v->control_fd, v->channel_fds, v->opts.channels);
-		if (listen_fd >= 0)
-			close(listen_fd);
-	}
 	if (!ret)
-		ret = setup_engine(v);
+		ret = demo_connect(&v->opts, &v->control_fd, v->channel_fds);
+	if (!ret)
+		ret = demo_engine_setup(&v->opts, v->devs, v->channel_fds, device_done, &v->engine);
 	return ret;
 }
 
