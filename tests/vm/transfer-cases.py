@@ -18,6 +18,11 @@ import os
 import sys
 
 TCG_MAX_SIZE = 16 << 20
+# Cases that assert wall-clock accuracy (the bandwidth cap within 10% of its rate) measure
+# the host's timers, not the kernel's io_uring: under TCG, 10-50x slower and with a clock
+# that jumps with the host's load, they say nothing about the library on 6.1. Listed as
+# skipped, with the reason, so the list stays complete.
+TIMING_ARGS = ('--rate-limit',)
 SUFFIX = {'K': 10, 'k': 10, 'M': 20, 'm': 20, 'G': 30, 'g': 30}
 
 
@@ -44,6 +49,9 @@ def main():
         if 'integration' not in suites or os.path.basename(t['cmd'][0]) != 'transfer':
             continue
         args = list(t['cmd'][1:])
+        if any(a in TIMING_ARGS for a in args):
+            lines.append('# %s: skipped under TCG (asserts wall-clock accuracy)' % t['name'])
+            continue
         for i, a in enumerate(args[:-1]):
             if a == '--sizes':
                 scaled = scale_sizes(args[i + 1])
