@@ -12,7 +12,10 @@ during the transfer:
     CPU (another task ran), is below --max-gap-ms (default 200): what the loop itself spent,
     mostly in process(). The wall-clock gap is printed but not checked: on a shared 2-core
     machine the scheduler alone made gaps of a second;
-  - vfio_uring_engine_process() never slept (no voluntary context switch in any call).
+  - vfio_uring_engine_process() never waited: a voluntary context switch in at most 1% of
+    the calls (at most 2 in a short run). process() never waits for completions, but the
+    kernel may still sleep briefly inside io_uring_enter on a loaded machine (a memory
+    allocation, a lock): one such call in a few hundred was seen under ASan at load 10.
 
 cancel-*: SIGINT to one side mid-transfer. That side must fail with -ECANCELED (-125), and
 the other side's engine must fail too, by itself, with its own error. To be mid-transfer
@@ -108,13 +111,15 @@ def start_pair(args, stop_destination):
 
 
 def loop_stats(side):
-    """(wall gap ms, own gap ms, process() sleeps) from a side's report."""
+    """(wall gap ms, own gap ms, process() calls, process() sleeps) from a side's report."""
     out = side.output()
     gap = re.search(r"largest gap ([\d.]+) ms, ([\d.]+) ms without CPU waits", out)
+    calls = re.search(r"process\(\) calls (\d+)", out)
     sleeps = re.search(r"slept (\d+) times", out)
-    if not gap or not sleeps:
+    if not gap or not sleeps or not calls:
         raise RuntimeError(f"{side.name} printed no loop statistics")
-    return float(gap.group(1)), float(gap.group(2)), int(sleeps.group(1))
+    return (float(gap.group(1)), float(gap.group(2)), int(calls.group(1)),
+            int(sleeps.group(1)))
 
 
 def check(cond, message, failures):
@@ -135,13 +140,14 @@ def migrate(args, failures):
     check("verified every byte and config blob" in dest.output(),
           "the destination verified every byte and config blob", failures)
     for side in (src, dest):
-        wall, own, sleeps = loop_stats(side)
+        wall, own, calls, sleeps = loop_stats(side)
         check(own < args.max_gap_ms,
               f"{side.name}: largest gap between ticks without CPU waits {own} ms "
               f"< {args.max_gap_ms} ms", failures)
         print(f"info: {side.name}: largest gap between ticks, wall clock: {wall} ms")
-        check(sleeps == 0, f"{side.name}: process() slept {sleeps} times (0: it never blocked)",
-              failures)
+        allowed = max(2, calls // 100)
+        check(sleeps <= allowed, f"{side.name}: process() slept in {sleeps} of {calls} calls "
+              f"(at most {allowed}: it never waits for completions)", failures)
 
 
 def cancel(args, failures, cancelled_side):
