@@ -24,6 +24,7 @@
 #include <sys/types.h>
 
 #include "fdio.h" /* read_full, write_full */
+#include "timing.h" /* now_s */
 
 enum bench_engine {
 	ENGINE_URING = 0,
@@ -198,7 +199,6 @@ int transport_two_host(const struct bench_cfg *cfg, enum bench_side side, unsign
 		       int *ctrl, int *chans);
 
 /* util */
-double now_s(void);
 int ctl_send(int fd, char c);
 int ctl_recv(int fd, char *c);
 void sleep_until(double t);

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Small I/O and clock helpers shared by every engine (read_full/write_full: tools/common). */
+/* Small I/O and clock helpers shared by every engine (read_full/write_full, now_s: tools/common). */
 #include "bench.h"
 
 #include <netinet/in.h>
@@ -7,14 +7,6 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
-
-double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 void sleep_until(double t)
 {

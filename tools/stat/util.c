@@ -1,9 +1,8 @@
 // SPDX-License-Identifier: MIT
-/* vfio-uring-stat: messages, the clock, names. */
+/* vfio-uring-stat: messages, names. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
 #include "vfio-uring-stat.h"
 
@@ -28,14 +27,6 @@ void note(const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
-}
-
-double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 const char *side_name(__u32 side)

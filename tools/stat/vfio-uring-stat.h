@@ -15,6 +15,7 @@
 #include <sys/types.h>
 #include <linux/types.h>
 
+#include "timing.h" /* now_s */
 #include "vfio_uring_stat.h"
 
 struct vfio_uring_stat_bpf;
@@ -80,7 +81,6 @@ void parse_args(int argc, char **argv);
 /* util.c */
 __attribute__((format(printf, 1, 2), noreturn)) void die(const char *fmt, ...);
 __attribute__((format(printf, 1, 2))) void note(const char *fmt, ...);
-double now_s(void);
 const char *side_name(__u32 side);
 
 /* setup.c: privileges and BPF availability */
