@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Map layouts shared by the BPF programs (vfio_uring_stat.bpf.c) and the tool that reads
- * them (tools/stat/vfio-uring-stat.c). Include after vmlinux.h (BPF) or <linux/types.h>.
+ * them (tools/stat/snapshot.c). Include after vmlinux.h (BPF) or <linux/types.h>.
  *
  * Every counter is keyed by the process (tgid) and the side that hit the probe, so one
  * tool can watch a source and a destination, or every VMM using the library, at once.

@@ -5,7 +5,7 @@
  * when the engine's fd wakes a poller, and which thread may drive the engine.
  *
  * Two engines run in this thread, connected by AF_UNIX socketpairs; devices are memfds.
- * usage: contract CASE    exit 0 pass, 1 fail, 77 skip.
+ * usage: contract CASE | --list    exit 0 pass, 1 fail, 77 skip. The cases: contract_cases.h.
  */
 #include <errno.h>
 #include <poll.h>
@@ -21,7 +21,9 @@
 
 #include "vfio-uring.h"
 
+#include "cases.h"
 #include "check.h"
+#include "net.h"
 
 #define MAX_DEVICES 4
 #define CHANNELS 2
@@ -124,7 +126,7 @@ static void pair_init(struct pair *p, unsigned n, const unsigned *mib)
 		}
 	}
 	for (unsigned c = 0; c < CHANNELS; c++) {
-		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p->sock[c]) < 0) {
+		if (connect_pair(p->sock[c], false) < 0) {
 			perror("socketpair");
 			exit(1);
 		}
@@ -417,7 +419,7 @@ static void *other_thread(void *arg)
  * Linux 6.0): a submission from another thread fails the migration with -EEXIST instead of
  * racing. (Reaping alone is not checked by the kernel: this is a safety net, not a license.)
  */
-static int wrong_thread(void)
+static void wrong_thread(void)
 {
 	struct utsname u;
 	unsigned major = 0;
@@ -429,50 +431,30 @@ static int wrong_thread(void)
 		major = (unsigned)strtoul(u.release, NULL, 10);
 	if (major < 6) {
 		printf("SKIP: kernel %s has no IORING_SETUP_SINGLE_ISSUER (6.0)\n", u.release);
-		return 77;
+		exit(77);
 	}
 	/* switchover_start() has queued the first writes: the other thread's process() submits */
 	queue_everything_before_switchover(&p);
 	other_thread_engine = p.e[DST];
 	if (pthread_create(&t, NULL, other_thread, NULL) != 0) {
 		perror("pthread_create");
-		return 1;
+		exit(1);
 	}
 	pthread_join(t, NULL);
 	CHECK(other_thread_ret == -EEXIST, "process() from another thread returned %d",
 	      other_thread_ret);
 	CHECK(vfio_uring_engine_error(p.e[DST], &why) == -EEXIST, "engine error: %s", why);
 	pair_destroy(&p);
-	return check_result();
 }
+
+#define CASE(f) TEST_CASE(f)
+static const struct test_case cases[] = {
+#include "contract_cases.h"
+};
 
 int main(int argc, char **argv)
 {
-	static const struct {
-		const char *name;
-		void (*fn)(void);
-	} cases[] = {
-		{ "cancel_in_done", cancel_in_done },
-		{ "cancel_in_last_done", cancel_in_last_done },
-		{ "cancel_in_load_config", cancel_in_load_config },
-		{ "cancel_from_loop", cancel_from_loop },
-		{ "destroy_reports_devices", destroy_reports_devices },
-		{ "switchover_then_process", switchover_then_process },
-		{ "switchover_wakes_fd", switchover_wakes_fd },
-	};
+	int rc = run_cases(cases, ARRAY_SIZE(cases), argc, argv, false);
 
-	if (argc != 2) {
-		fprintf(stderr, "usage: %s CASE\n", argv[0]);
-		return 2;
-	}
-	if (strcmp(argv[1], "wrong_thread") == 0)
-		return wrong_thread();
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		if (strcmp(argv[1], cases[i].name) == 0) {
-			cases[i].fn();
-			return check_result();
-		}
-	}
-	fprintf(stderr, "unknown case %s\n", argv[1]);
-	return 2;
+	return rc == CASES_RAN ? check_result() : rc;
 }

@@ -46,20 +46,13 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-#include <dirent.h>
 
+#include "check.h"
+#include "clock.h"
+#include "fds.h"
+#include "net.h"
 #include "vfio-uring.h"
 #include "wire.h"
-
-#define ASSERT(c, ...)                                                                      \
-	do {                                                                                \
-		if (!(c)) {                                                                 \
-			fprintf(stderr, "fuzz_dest: %s:%d: %s: ", __FILE__, __LINE__, #c);  \
-			fprintf(stderr, __VA_ARGS__);                                       \
-			fprintf(stderr, "\n");                                              \
-			abort();                                                            \
-		}                                                                           \
-	} while (0)
 
 #define NCH 2
 #define NDEV 3
@@ -298,31 +291,6 @@ static void done(void *opaque, int error)
 }
 
 /*
- * The process's open fds (its own directory fd included: it stays open). getdents64 on a
- * kept fd: opendir() twice per execution cost more than the engine under ASan.
- */
-static int count_fds(void)
-{
-	static int dir = -1;
-	char buf[4096];
-	ssize_t got;
-	int n = 0;
-
-	if (dir < 0)
-		dir = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	ASSERT(dir >= 0 && lseek(dir, 0, SEEK_SET) == 0, "/proc/self/fd");
-	while ((got = getdents64(dir, buf, sizeof(buf))) > 0)
-		for (ssize_t off = 0; off < got;) {
-			struct dirent64 *de = (struct dirent64 *)(buf + off);
-
-			n += de->d_name[0] != '.';
-			off += de->d_reclen;
-		}
-	ASSERT(got == 0, "getdents64");
-	return n;
-}
-
-/*
  * The data fds, kept across executions and emptied before each: as fresh as new memfds
  * (size 0, file position 0) without creating and closing three per execution.
  */
@@ -350,14 +318,6 @@ const char *__asan_default_options(void)
 	return "quarantine_size_mb=16";
 }
 
-static long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
@@ -372,7 +332,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 	int socks[NCH][2];
 	uint8_t mode = len ? data[0] : 0;
 	int fds0, rc = 0, ret;
-	long deadline;
+	uint64_t deadline;
 	const char *msg = NULL;
 	bool switched;
 	unsigned stalled_rounds = 0;
@@ -385,6 +345,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 	for (int i = 0; i < NDEV; i++)
 		d[i].fd = data_fd(i);
 	fds0 = count_fds();
+	ASSERT(fds0 >= 0, "/proc/self/fd");
 	memset(&oracle, 0, sizeof(oracle));
 	oracle.off = !(mode & 1);
 	if (mode & 1) {
@@ -409,7 +370,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 	ret = vfio_uring_engine_create(&eo, &e);
 	ASSERT(ret == 0, "engine_create %d", ret);
 	for (int c = 0; c < NCH; c++) {
-		ASSERT(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, socks[c]) == 0, "sp");
+		ASSERT(connect_pair(socks[c], false) == 0, "sp");
 		fcntl(socks[c][1], F_SETFL, O_NONBLOCK);
 		ASSERT(setsockopt(socks[c][1], SOL_SOCKET, SO_SNDBUF, &(int){ SNDBUF },
 				  sizeof(int)) == 0, "SO_SNDBUF");

@@ -10,24 +10,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "wire.h"
-
-#define ASSERT(c)                                                                           \
-	do {                                                                                \
-		if (!(c)) {                                                                 \
-			fprintf(stderr, "fuzz_wire: %s:%d: %s\n", __FILE__, __LINE__, #c);  \
-			abort();                                                            \
-		}                                                                           \
-	} while (0)
 
 static const uint8_t uuid[16] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16 };
 
 static void check_msg(int err, const char *msg, size_t size)
 {
-	ASSERT(err <= 0);
+	ASSERT(err <= 0, "error message");
 	if (err) {
-		ASSERT(memchr(msg, '\0', size) != NULL);
-		ASSERT(msg[0] != '\0');
+		ASSERT(memchr(msg, '\0', size) != NULL, "error message");
+		ASSERT(msg[0] != '\0', "error message");
 	}
 }
 
@@ -40,20 +33,20 @@ static void handshake(const uint8_t *data, size_t len)
 	int err;
 
 	memcpy(in, data, len < sizeof(in) ? len : sizeof(in));
-	ASSERT(vu_wire_decode_handshake(in, &hs) == 0);
+	ASSERT(vu_wire_decode_handshake(in, &hs) == 0, "handshake decoder");
 	memset(msg, 'x', sizeof(msg));
 	err = vu_wire_check_handshake(&hs, uuid, channels, msg, sizeof(msg));
 	check_msg(err, msg, sizeof(msg));
 	ASSERT(err == 0 || err == VU_EHS_MAGIC || err == VU_EHS_VERSION || err == VU_EHS_UUID ||
-	       err == VU_EHS_CHANNEL_RANGE);
+	       err == VU_EHS_CHANNEL_RANGE, "handshake decoder");
 	/* with the input's own UUID, only magic, version and range can fail */
 	err = vu_wire_check_handshake(&hs, hs.uuid, channels, NULL, 0);
-	ASSERT(err != VU_EHS_UUID);
+	ASSERT(err != VU_EHS_UUID, "handshake decoder");
 	if (err == 0) {
-		ASSERT(hs.magic == VU_WIRE_MAGIC && hs.version == VU_WIRE_VERSION);
-		ASSERT(hs.id < channels);
+		ASSERT(hs.magic == VU_WIRE_MAGIC && hs.version == VU_WIRE_VERSION, "handshake decoder");
+		ASSERT(hs.id < channels, "handshake decoder");
 		vu_wire_encode_handshake(out, hs.uuid, hs.id);
-		ASSERT(memcmp(out, in, 25) == 0); /* the unused bytes are ignored */
+		ASSERT(memcmp(out, in, 25) == 0, "handshake decoder"); /* the unused bytes are ignored */
 	}
 }
 
@@ -71,22 +64,22 @@ static void header(const uint8_t *data, size_t len, uint32_t max)
 	ASSERT(err == 0 || err == VU_EPKT_MAGIC || err == VU_EPKT_VERSION ||
 	       err == VU_EPKT_NOT_DEVICE_STATE || err == VU_EPKT_SYNC ||
 	       err == VU_EPKT_COMPRESSION || err == VU_EPKT_FLAGS || err == VU_EPKT_IDSTR ||
-	       err == VU_EPKT_EMPTY || err == VU_EPKT_TOO_BIG);
+	       err == VU_EPKT_EMPTY || err == VU_EPKT_TOO_BIG, "packet header decoder");
 	/* a small message buffer must truncate, never overflow */
-	ASSERT(vu_wire_decode_header(in, &hdr, max, msg, 3) == err);
-	ASSERT(memchr(msg, '\0', 3) != NULL || err == 0);
+	ASSERT(vu_wire_decode_header(in, &hdr, max, msg, 3) == err, "packet header decoder");
+	ASSERT(memchr(msg, '\0', 3) != NULL || err == 0, "packet header decoder");
 	if (err)
 		return;
-	ASSERT(hdr.magic == VU_WIRE_MAGIC && hdr.version == VU_WIRE_VERSION);
-	ASSERT(hdr.flags == VU_WIRE_FLAG_DEVICE_STATE);
-	ASSERT(hdr.next_packet_size > 0 && hdr.next_packet_size <= max);
-	ASSERT(memchr(hdr.idstr, '\0', sizeof(hdr.idstr)) != NULL);
+	ASSERT(hdr.magic == VU_WIRE_MAGIC && hdr.version == VU_WIRE_VERSION, "packet header decoder");
+	ASSERT(hdr.flags == VU_WIRE_FLAG_DEVICE_STATE, "packet header decoder");
+	ASSERT(hdr.next_packet_size > 0 && hdr.next_packet_size <= max, "packet header decoder");
+	ASSERT(memchr(hdr.idstr, '\0', sizeof(hdr.idstr)) != NULL, "packet header decoder");
 	vu_wire_encode_header(out, hdr.idstr, hdr.instance_id, hdr.next_packet_size);
-	ASSERT(vu_wire_decode_header(out, &again, max, NULL, 0) == 0);
-	ASSERT(strcmp(again.idstr, hdr.idstr) == 0);
-	ASSERT(again.instance_id == hdr.instance_id);
-	ASSERT(again.next_packet_size == hdr.next_packet_size);
-	ASSERT(memcmp(out, in, 12) == 0 && memcmp(out + 268, in + 268, 8) == 0);
+	ASSERT(vu_wire_decode_header(out, &again, max, NULL, 0) == 0, "packet header decoder");
+	ASSERT(strcmp(again.idstr, hdr.idstr) == 0, "packet header decoder");
+	ASSERT(again.instance_id == hdr.instance_id, "packet header decoder");
+	ASSERT(again.next_packet_size == hdr.next_packet_size, "packet header decoder");
+	ASSERT(memcmp(out, in, 12) == 0 && memcmp(out + 268, in + 268, 8) == 0, "packet header decoder");
 }
 
 static void vfio(const uint8_t *data, size_t len)
@@ -100,14 +93,15 @@ static void vfio(const uint8_t *data, size_t len)
 	err = vu_wire_decode_vfio_header(data, len, &vh, msg, sizeof(msg));
 	check_msg(err, msg, sizeof(msg));
 	ASSERT(err == 0 || err == VU_EVFIO_SHORT || err == VU_EVFIO_VERSION ||
-	       err == VU_EVFIO_FLAGS || err == VU_EVFIO_IDX_INVALID);
-	ASSERT((err == VU_EVFIO_SHORT) == (len < VU_WIRE_VFIO_HEADER_SIZE));
+	       err == VU_EVFIO_FLAGS || err == VU_EVFIO_IDX_INVALID, "VFIO header decoder");
+	ASSERT((err == VU_EVFIO_SHORT) == (len < VU_WIRE_VFIO_HEADER_SIZE), "VFIO header decoder");
 	if (err)
 		return;
-	ASSERT(vh.version == VU_WIRE_VFIO_VERSION && vh.idx != VU_WIRE_VFIO_IDX_INVALID);
-	ASSERT((vh.flags & ~VU_WIRE_VFIO_FLAG_CONFIG_STATE) == 0);
+	ASSERT(vh.version == VU_WIRE_VFIO_VERSION && vh.idx != VU_WIRE_VFIO_IDX_INVALID,
+	       "VFIO header decoder");
+	ASSERT((vh.flags & ~VU_WIRE_VFIO_FLAG_CONFIG_STATE) == 0, "VFIO header decoder");
 	vu_wire_encode_vfio_header(out, vh.idx, vh.flags);
-	ASSERT(memcmp(out, data, sizeof(out)) == 0);
+	ASSERT(memcmp(out, data, sizeof(out)) == 0, "VFIO header decoder");
 }
 
 static void config(const uint8_t *data, size_t len)
@@ -120,21 +114,21 @@ static void config(const uint8_t *data, size_t len)
 
 	/* a heap copy of exactly len bytes, so ASan sees any read past the end */
 	copy = calloc(1, len ? len : 1);
-	ASSERT(copy);
+	ASSERT(copy, "config unframer");
 	if (len)
 		memcpy(copy, data, len);
 	memset(msg, 'x', sizeof(msg));
 	err = vu_wire_unframe_config(copy, len, &blob, &blob_len, msg, sizeof(msg));
 	check_msg(err, msg, sizeof(msg));
-	ASSERT(err == 0 || err == VU_EVFIO_CONFIG_FRAMING);
+	ASSERT(err == 0 || err == VU_EVFIO_CONFIG_FRAMING, "config unframer");
 	if (err == 0) {
 		uint8_t *framed = malloc(blob_len + VU_WIRE_CONFIG_FRAMING);
 
-		ASSERT(framed);
-		ASSERT(blob == copy + 8 && blob_len == len - VU_WIRE_CONFIG_FRAMING);
+		ASSERT(framed, "config unframer");
+		ASSERT(blob == copy + 8 && blob_len == len - VU_WIRE_CONFIG_FRAMING, "config unframer");
 		memcpy(framed + 8, blob, blob_len);
 		vu_wire_frame_config(framed, blob_len);
-		ASSERT(memcmp(framed, copy, len) == 0);
+		ASSERT(memcmp(framed, copy, len) == 0, "config unframer");
 		free(framed);
 	}
 	free(copy);
@@ -146,7 +140,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 {
 	uint8_t *copy = calloc(1, len ? len : 1);
 
-	ASSERT(copy);
+	ASSERT(copy, "input");
 	if (len)
 		memcpy(copy, data, len);
 	handshake(copy, len);

@@ -15,7 +15,6 @@
  */
 #include <errno.h>
 #include <getopt.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -25,10 +24,12 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "check.h"
+#include "clock.h"
+#include "data.h"
+#include "net.h"
 #include "devmodel.h"
 #include "vfio-uring.h"
 
@@ -64,55 +65,12 @@ struct source_report {
 static struct config cfg;
 static struct device *devs;
 
-#define DIE(...) do { fprintf(stderr, "FAIL: " __VA_ARGS__); fputc('\n', stderr); exit(1); } while (0)
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static uint64_t parse_size(const char *s)
-{
-	char *end;
-	uint64_t v = strtoull(s, &end, 0);
-
-	switch (*end) {
-	case 'K': case 'k': v <<= 10; break;
-	case 'M': case 'm': v <<= 20; break;
-	case 'G': case 'g': v <<= 30; break;
-	default: break;
-	}
-	return v;
-}
-
-static void fill(uint8_t *buf, size_t len, uint64_t seed)
-{
-	for (size_t i = 0; i < len; i += 8) {
-		uint64_t v;
-
-		seed ^= seed << 13;
-		seed ^= seed >> 7;
-		seed ^= seed << 17;
-		v = seed;
-		memcpy(buf + i, &v, len - i < 8 ? len - i : 8);
-	}
-}
-
 static int make_source_mem(unsigned index, uint64_t size)
 {
-	int fd = memfd_create("slow-src", MFD_CLOEXEC);
-	uint8_t *map;
+	int fd = pattern_memfd("slow-src", MFD_CLOEXEC, size, 0x9e3779b97f4a7c15ull * (index + 1));
 
-	if (fd < 0 || ftruncate(fd, (off_t)size) < 0)
-		DIE("memfd: %s", strerror(errno));
-	map = mmap(NULL, size, PROT_WRITE, MAP_SHARED, fd, 0);
-	if (map == MAP_FAILED)
-		DIE("mmap: %s", strerror(errno));
-	fill(map, size, 0x9e3779b97f4a7c15ull * (index + 1));
-	munmap(map, size);
+	if (fd < 0)
+		FAIL("memfd: %s", strerror(-fd));
 	return fd;
 }
 
@@ -144,24 +102,10 @@ static void on_done(void *opaque, int error)
 
 static void connect_channels(int *src_socks, int *dst_socks)
 {
-	struct sockaddr_in addr = { .sin_family = AF_INET,
-				    .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t alen = sizeof(addr);
-	int ls = socket(AF_INET, SOCK_STREAM, 0);
+	int ret = tcp_loopback_channels(src_socks, dst_socks, cfg.channels, false);
 
-	if (ls < 0 || bind(ls, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(ls, 64) < 0 ||
-	    getsockname(ls, (struct sockaddr *)&addr, &alen) < 0)
-		DIE("listen: %s", strerror(errno));
-	for (unsigned i = 0; i < cfg.channels; i++) {
-		src_socks[i] = socket(AF_INET, SOCK_STREAM, 0);
-		if (src_socks[i] < 0 ||
-		    connect(src_socks[i], (struct sockaddr *)&addr, sizeof(addr)) < 0)
-			DIE("connect: %s", strerror(errno));
-		dst_socks[i] = accept(ls, NULL, NULL);
-		if (dst_socks[i] < 0)
-			DIE("accept: %s", strerror(errno));
-	}
-	close(ls);
+	if (ret)
+		FAIL("loopback TCP: %s", strerror(-ret));
 }
 
 /* A buffer cap that lets every device have a chunk in flight at once, with room to spare. */
@@ -253,7 +197,7 @@ int main(int argc, char **argv)
 	}
 	if (!cfg.devices || cfg.devices > 1024 || !cfg.channels || cfg.channels > MAX_CHANNELS ||
 	    !cfg.size || !cfg.rate || cfg.size % VFIO_URING_DEFAULT_CHUNK_SIZE)
-		DIE("bad arguments (--size a whole number of 1 MiB chunks)");
+		FAIL("bad arguments (--size a whole number of 1 MiB chunks)");
 	if (devmodel_available(why, sizeof(why))) {
 		printf("SKIP: %s\n", why);
 		return 77;
@@ -264,7 +208,7 @@ int main(int argc, char **argv)
 	files = calloc(2 * (size_t)cfg.devices, sizeof(*files));
 	rep = mmap(NULL, sizeof(*rep), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (!devs || !files || rep == MAP_FAILED)
-		DIE("out of memory");
+		FAIL("out of memory");
 	memset(rep, 0, sizeof(*rep));
 	for (unsigned i = 0; i < cfg.devices; i++) {
 		struct device *d = &devs[i];
@@ -273,28 +217,28 @@ int main(int argc, char **argv)
 		d->src_mem = make_source_mem(i, cfg.size);
 		d->dst_mem = memfd_create("slow-dst", MFD_CLOEXEC);
 		if (d->dst_mem < 0)
-			DIE("memfd: %s", strerror(errno));
-		fill(d->config, sizeof(d->config), 0xc0ffee + i);
+			FAIL("memfd: %s", strerror(errno));
+		fill_pattern(d->config, sizeof(d->config), 0xc0ffee + i);
 		files[2 * i] = (struct devmodel_file){ DEVMODEL_SOURCE, d->src_mem, cfg.rate, 0 };
 		files[2 * i + 1] = (struct devmodel_file){ DEVMODEL_SINK, d->dst_mem, cfg.rate, 0 };
 	}
 	ret = devmodel_create(files, 2 * cfg.devices, &model, why, sizeof(why));
 	free(files);
 	if (ret)
-		DIE("device model: %s (%s)", why, strerror(-ret));
+		FAIL("device model: %s (%s)", why, strerror(-ret));
 	for (unsigned i = 0; i < cfg.devices; i++) {
 		devs[i].src_fd = devmodel_open(model, 2 * i);
 		devs[i].dst_fd = devmodel_open(model, 2 * i + 1);
 		if (devs[i].src_fd < 0 || devs[i].dst_fd < 0)
-			DIE("opening device %u's model files: %s", i,
+			FAIL("opening device %u's model files: %s", i,
 			    strerror(-(devs[i].src_fd < 0 ? devs[i].src_fd : devs[i].dst_fd)));
 	}
 	connect_channels(src_socks, dst_socks);
 
-	t0 = now_s();
+	t0 = (double)now_ns() * 1e-9;
 	child = fork();
 	if (child < 0)
-		DIE("fork: %s", strerror(errno));
+		FAIL("fork: %s", strerror(errno));
 	if (child == 0) {
 		for (unsigned i = 0; i < cfg.channels; i++)
 			close(dst_socks[i]);
@@ -313,10 +257,10 @@ int main(int argc, char **argv)
 	opts.progress_timeout_ms = 60000;
 	ret = vfio_uring_engine_create(&opts, &e);
 	if (ret)
-		DIE("destination: create: %s", strerror(-ret));
+		FAIL("destination: create: %s", strerror(-ret));
 	for (unsigned i = 0; i < cfg.channels; i++)
 		if (vfio_uring_engine_add_channel(e, dst_socks[i]) < 0)
-			DIE("destination: add_channel %u", i);
+			FAIL("destination: add_channel %u", i);
 	for (unsigned i = 0; i < cfg.devices; i++) {
 		struct vfio_uring_device_opts dopts;
 
@@ -330,7 +274,7 @@ int main(int argc, char **argv)
 		dopts.opaque = &devs[i];
 		ret = vfio_uring_engine_add_device(e, &dopts, NULL);
 		if (ret)
-			DIE("destination: add_device: %s", strerror(-ret));
+			FAIL("destination: add_device: %s", strerror(-ret));
 	}
 	/*
 	 * The switchover starts once every packet is in, so that every device has data to write
@@ -353,13 +297,13 @@ int main(int argc, char **argv)
 		ret = vfio_uring_engine_run(e, 120000);
 	if (ret) {
 		vfio_uring_engine_error(e, &msg);
-		DIE("destination: %s (%s)", strerror(-ret), msg ? msg : "");
+		FAIL("destination: %s (%s)", strerror(-ret), msg ? msg : "");
 	}
-	secs = now_s() - t0;
+	secs = (double)now_ns() * 1e-9 - t0;
 	vfio_uring_engine_get_stats(e, &est, sizeof(est));
 	vfio_uring_engine_destroy(e);
 	if (waitpid(child, &status, 0) != child || !WIFEXITED(status) || WEXITSTATUS(status))
-		DIE("source process failed: %s", rep->msg[0] ? rep->msg : "no report");
+		FAIL("source process failed: %s", rep->msg[0] ? rep->msg : "no report");
 
 	for (unsigned i = 0; i < cfg.devices; i++) {
 		close(devs[i].src_fd);
@@ -374,7 +318,7 @@ int main(int argc, char **argv)
 		uint8_t *a = malloc(blk), *b = malloc(blk);
 
 		if (!a || !b)
-			DIE("out of memory");
+			FAIL("out of memory");
 		for (unsigned i = 0; i < cfg.devices; i++) {
 			struct device *d = &devs[i];
 			off_t end = lseek(d->dst_mem, 0, SEEK_END);

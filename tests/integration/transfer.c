@@ -26,7 +26,6 @@
  */
 #include <errno.h>
 #include <getopt.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -38,9 +37,12 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "check.h"
+#include "clock.h"
+#include "data.h"
+#include "net.h"
 #include "vfio-uring.h"
 
 #define MAX_DEVICES 64
@@ -79,8 +81,6 @@ struct device {
 static struct config cfg;
 static struct device devs[MAX_DEVICES];
 
-#define FAIL(...) do { fprintf(stderr, "FAIL: " __VA_ARGS__); fputc('\n', stderr); exit(1); } while (0)
-
 /*
  * VU_TEST_ENGINE_FLAGS=baseline-ring,no-waitall,no-iowq-limits switches optional kernel
  * features off on both sides, so that the whole suite runs on every fallback path (the meson
@@ -116,55 +116,12 @@ static unsigned env_engine_flags(void)
 	return flags;
 }
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static uint64_t parse_size(const char *s)
-{
-	char *end;
-	uint64_t v = strtoull(s, &end, 0);
-
-	switch (*end) {
-	case 'K': case 'k': v <<= 10; break;
-	case 'M': case 'm': v <<= 20; break;
-	case 'G': case 'g': v <<= 30; break;
-	default: break;
-	}
-	return v;
-}
-
-static uint64_t xorshift(uint64_t *s)
-{
-	*s ^= *s << 13;
-	*s ^= *s >> 7;
-	*s ^= *s << 17;
-	return *s;
-}
-
 static int make_source_fd(unsigned index, uint64_t size)
 {
-	int fd = memfd_create("src", 0);
-	uint64_t seed = 0x9e3779b97f4a7c15ull * (index + 1);
-	uint8_t *map;
+	int fd = pattern_memfd("src", 0, size, 0x9e3779b97f4a7c15ull * (index + 1));
 
-	if (fd < 0 || ftruncate(fd, (off_t)size) < 0)
-		FAIL("memfd: %s", strerror(errno));
-	if (size) {
-		map = mmap(NULL, size, PROT_WRITE, MAP_SHARED, fd, 0);
-		if (map == MAP_FAILED)
-			FAIL("mmap: %s", strerror(errno));
-		for (uint64_t off = 0; off < size; off += 8) {
-			uint64_t v = xorshift(&seed);
-
-			memcpy(map + off, &v, size - off < 8 ? size - off : 8);
-		}
-		munmap(map, size);
-	}
+	if (fd < 0)
+		FAIL("memfd: %s", strerror(-fd));
 	return fd;
 }
 
@@ -198,12 +155,15 @@ static void on_done(void *opaque, int error)
 
 static void connect_channels(int *src_socks, int *dst_socks)
 {
+	int ret;
+
 	if (strcmp(cfg.transport, "unix") == 0) {
 		for (unsigned i = 0; i < cfg.channels; i++) {
 			int sv[2];
 
-			if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
-				FAIL("socketpair: %s", strerror(errno));
+			ret = connect_pair(sv, false);
+			if (ret)
+				FAIL("socketpair: %s", strerror(-ret));
 			src_socks[i] = sv[0];
 			dst_socks[i] = sv[1];
 		}
@@ -211,24 +171,9 @@ static void connect_channels(int *src_socks, int *dst_socks)
 	}
 	/* TCP on loopback; accept order differs from connect order on purpose: the handshake's
 	 * channel id, not the accept order, identifies a channel. */
-	struct sockaddr_in addr = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t alen = sizeof(addr);
-	int ls = socket(AF_INET, SOCK_STREAM, 0);
-
-	if (ls < 0 || bind(ls, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(ls, 64) < 0 ||
-	    getsockname(ls, (struct sockaddr *)&addr, &alen) < 0)
-		FAIL("listen: %s", strerror(errno));
-	for (unsigned i = 0; i < cfg.channels; i++) {
-		src_socks[i] = socket(AF_INET, SOCK_STREAM, 0);
-		if (connect(src_socks[i], (struct sockaddr *)&addr, sizeof(addr)) < 0)
-			FAIL("connect: %s", strerror(errno));
-	}
-	for (unsigned i = 0; i < cfg.channels; i++) {
-		dst_socks[cfg.channels - 1 - i] = accept(ls, NULL, NULL);
-		if (dst_socks[cfg.channels - 1 - i] < 0)
-			FAIL("accept: %s", strerror(errno));
-	}
-	close(ls);
+	ret = tcp_loopback_channels(src_socks, dst_socks, cfg.channels, true);
+	if (ret)
+		FAIL("loopback TCP: %s", strerror(-ret));
 }
 
 /* The source's bytes per read: the chunk, or less when the cap cannot hold one per device
@@ -455,7 +400,7 @@ int main(int argc, char **argv)
 		d->dst_fd = memfd_create("dst", 0);
 		d->config_len = 1 + (i * 37) % sizeof(d->config);
 		for (size_t j = 0; j < d->config_len; j++)
-			d->config[j] = (uint8_t)xorshift(&seed);
+			d->config[j] = (uint8_t)xorshift64(&seed);
 		chunks = (d->size + read_size() - 1) / read_size();
 		total_packets += chunks + 1;
 		total_bytes += d->size + 12 * (chunks + 1) + 16 + d->config_len;

@@ -65,7 +65,7 @@ static void bc_run(struct bad_case *c)
 	size_t elen;
 	uint8_t *exp;
 
-	RL_CHECK(ret == 0, "destination setup: %s", strerror(-ret));
+	CHECK(ret == 0, "destination setup: %s", strerror(-ret));
 	if (ret) {
 		rl_dest_fini(&d);
 		return;
@@ -77,7 +77,7 @@ static void bc_run(struct bad_case *c)
 	for (int ch = 0; ch < d.nch; ch++)
 		rl_dest_send(&d, ch, &c->b[ch], c->end[ch]);
 	c->rc = rl_dest_run(&d, 20000);
-	RL_CHECK(c->rc == expect, "run returned %d, expected %d", c->rc, expect);
+	CHECK(c->rc == expect, "run returned %d, expected %d", c->rc, expect);
 	rl_check_error(d.e, expect, c->expect, c->needle1, c->needle2);
 	rl_dest_check_none_done(&d);
 	exp = expected_stream(c->dev0_prefix_packets, &elen);
@@ -664,20 +664,20 @@ static void flood_before_switchover(void)
 		rl_buf_packet(&b, (i & 1) ? DEV1 : DEV0, (i & 1) ? INST1 : INST0, i / 2, 0, NULL,
 			      64 << 10);
 	ret = rl_dest_init(&d, &o);
-	RL_CHECK(ret == 0, "setup %d", ret);
+	CHECK(ret == 0, "setup %d", ret);
 	if (ret == 0) {
 		rl_dest_send(&d, 0, &b, RL_END_STALL);
 		ret = vfio_uring_engine_run(d.e, 500);
-		RL_CHECK(ret == -ETIMEDOUT, "run returned %d (%s), expected -ETIMEDOUT: waiting",
+		CHECK(ret == -ETIMEDOUT, "run returned %d (%s), expected -ETIMEDOUT: waiting",
 			 ret, strerror(-ret));
-		RL_CHECK(vfio_uring_engine_error(d.e, NULL) == 0, "the engine failed");
-		RL_CHECK(vfio_uring_engine_get_stats(d.e, &st, sizeof(st)) == 0, "get_stats");
+		CHECK(vfio_uring_engine_error(d.e, NULL) == 0, "the engine failed");
+		CHECK(vfio_uring_engine_get_stats(d.e, &st, sizeof(st)) == 0, "get_stats");
 		printf("before switchover: %llu packets queued, buffer peak %llu of cap %llu\n",
 		       (unsigned long long)st.packets, (unsigned long long)st.buffer_peak,
 		       (unsigned long long)st.buffer_cap);
-		RL_CHECK(st.buffer_peak >= st.buffer_cap / 2, "only %llu bytes queued",
+		CHECK(st.buffer_peak >= st.buffer_cap / 2, "only %llu bytes queued",
 			 (unsigned long long)st.buffer_peak);
-		RL_CHECK(st.packets < 64, "all %llu packets taken in, beyond the cap",
+		CHECK(st.packets < 64, "all %llu packets taken in, beyond the cap",
 			 (unsigned long long)st.packets);
 		rl_check_buffer_peak(d.e);
 		rl_dest_check_none_done(&d);
@@ -739,7 +739,7 @@ static void sparse_idx(void)
 	}
 	getrusage(RUSAGE_SELF, &ru0);
 	ret = rl_dest_init(&d, &o);
-	RL_CHECK(ret == 0, "setup %d", ret);
+	CHECK(ret == 0, "setup %d", ret);
 	if (ret == 0) {
 		rl_dest_send(&d, 0, &b[0], RL_END_SHUTDOWN);
 		rl_dest_send(&d, 1, &b[1], RL_END_SHUTDOWN);
@@ -760,7 +760,7 @@ static void sparse_idx(void)
 	getrusage(RUSAGE_SELF, &ru1);
 	grow = ru1.ru_maxrss - ru0.ru_maxrss;
 	printf("max RSS grew by %ld KiB for 4000 sparse packets (cap 4 MiB)\n", grow);
-	RL_CHECK(grow < 64 * 1024, "max RSS grew by %ld KiB with a 4 MiB cap", grow);
+	CHECK(grow < 64 * 1024, "max RSS grew by %ld KiB with a 4 MiB cap", grow);
 	rl_buf_free(&b[0]);
 	rl_buf_free(&b[1]);
 }
@@ -789,7 +789,7 @@ static void announce_big_many_channels(void)
 	}
 	getrusage(RUSAGE_SELF, &ru0);
 	ret = rl_dest_init(&d, &o);
-	RL_CHECK(ret == 0, "setup %d", ret);
+	CHECK(ret == 0, "setup %d", ret);
 	if (ret == 0) {
 		for (int c = 0; c < 8; c++)
 			rl_dest_send(&d, c, &b[c], RL_END_STALL);
@@ -809,7 +809,7 @@ static void announce_big_many_channels(void)
 	getrusage(RUSAGE_SELF, &ru1);
 	printf("max RSS grew by %ld KiB (8 x 4 MiB announced, cap 8 MiB)\n",
 	       ru1.ru_maxrss - ru0.ru_maxrss);
-	RL_CHECK(ru1.ru_maxrss - ru0.ru_maxrss < 24 * 1024, "max RSS grew by %ld KiB",
+	CHECK(ru1.ru_maxrss - ru0.ru_maxrss < 24 * 1024, "max RSS grew by %ld KiB",
 		 ru1.ru_maxrss - ru0.ru_maxrss);
 	for (int c = 0; c < 8; c++)
 		rl_buf_free(&b[c]);
@@ -837,26 +837,26 @@ static void config_gate_waits_for_caller(void)
 	rl_buf_packet(&b, DEV0, INST0, 1, 0, NULL, PKT);
 	rl_buf_config(&b, DEV0, INST0, 2, blob, sizeof(blob));
 	ret = rl_dest_init(&d, &o);
-	RL_CHECK(ret == 0, "setup %d", ret);
+	CHECK(ret == 0, "setup %d", ret);
 	if (ret == 0) {
 		rl_dest_send(&d, 0, &b, RL_END_STALL);
 		ret = vfio_uring_engine_run(d.e, 5000);
-		RL_CHECK(ret == -EAGAIN, "run returned %d (%s), expected -EAGAIN", ret, strerror(-ret));
+		CHECK(ret == -EAGAIN, "run returned %d (%s), expected -EAGAIN", ret, strerror(-ret));
 		usleep(400 * 1000); /* twice the progress timeout */
 		ret = vfio_uring_engine_process(d.e);
-		RL_CHECK(ret == 0, "process returned %d (%s) while the caller is awaited", ret,
+		CHECK(ret == 0, "process returned %d (%s) while the caller is awaited", ret,
 			 strerror(-ret));
 		rl_dest_check_written(&d, 0, exp, elen);
-		RL_CHECK(d.d[0].config_calls == 0 && d.d[0].done_calls == 0,
+		CHECK(d.d[0].config_calls == 0 && d.d[0].done_calls == 0,
 			 "config loaded %d times, done %d times with the gate closed",
 			 d.d[0].config_calls, d.d[0].done_calls);
 		ret = vfio_uring_device_config_load_ready(d.d[0].dev);
-		RL_CHECK(ret == 0, "config_load_ready returned %d", ret);
-		RL_CHECK(d.d[0].config_calls == 1 && d.d[0].config_len == sizeof(blob),
+		CHECK(ret == 0, "config_load_ready returned %d", ret);
+		CHECK(d.d[0].config_calls == 1 && d.d[0].config_len == sizeof(blob),
 			 "config loaded %d times (%zu bytes)", d.d[0].config_calls, d.d[0].config_len);
 		ret = vfio_uring_engine_run(d.e, 5000);
-		RL_CHECK(ret == 0, "run returned %d (%s) after the gate opened", ret, strerror(-ret));
-		RL_CHECK(d.d[0].done_calls == 1 && d.d[0].done_error == 0, "done %d times, error %d",
+		CHECK(ret == 0, "run returned %d (%s) after the gate opened", ret, strerror(-ret));
+		CHECK(d.d[0].done_calls == 1 && d.d[0].done_error == 0, "done %d times, error %d",
 			 d.d[0].done_calls, d.d[0].done_error);
 	}
 	rl_dest_fini(&d);
@@ -885,26 +885,26 @@ static void config_gate_failed_device(void)
 	rl_buf_config(&b, DEV0, INST0, 1, blob, sizeof(blob));
 	rl_buf_packet(&b, DEV1, INST1, 0, 0, NULL, PKT);
 	ret = rl_dest_init(&d, &o);
-	RL_CHECK(ret == 0, "setup %d", ret);
+	CHECK(ret == 0, "setup %d", ret);
 	if (ret == 0) {
 		rl_dest_send(&d, 0, &b, RL_END_STALL);
 		ret = vfio_uring_engine_run(d.e, 500);
-		RL_CHECK(ret == -ETIMEDOUT, "run returned %d (%s), expected -ETIMEDOUT", ret,
+		CHECK(ret == -ETIMEDOUT, "run returned %d (%s), expected -ETIMEDOUT", ret,
 			 strerror(-ret));
 		rl_dest_check_written(&d, 0, exp, elen);
-		RL_CHECK(vfio_uring_engine_cancel(d.e) == 0, "cancel");
+		CHECK(vfio_uring_engine_cancel(d.e) == 0, "cancel");
 		ret = vfio_uring_engine_run(d.e, 5000);
-		RL_CHECK(ret == -ECANCELED, "run returned %d after cancel", ret);
+		CHECK(ret == -ECANCELED, "run returned %d after cancel", ret);
 		ret = vfio_uring_device_config_load_ready(d.d[0].dev);
-		RL_CHECK(ret == -ECANCELED, "config_load_ready on a failed device returned %d", ret);
-		RL_CHECK(vfio_uring_device_get_status(d.d[0].dev, &st, sizeof(st)) == 0 &&
+		CHECK(ret == -ECANCELED, "config_load_ready on a failed device returned %d", ret);
+		CHECK(vfio_uring_device_get_status(d.d[0].dev, &st, sizeof(st)) == 0 &&
 			 st.state == VFIO_URING_DEVICE_FAILED, "device 0 not FAILED");
-		RL_CHECK(st.reason == VFIO_URING_REASON_FALLOUT &&
+		CHECK(st.reason == VFIO_URING_REASON_FALLOUT &&
 			 vfio_uring_engine_reason(d.e) == VFIO_URING_REASON_CANCELLED,
 			 "device 0 reason %s, the engine's %s", vfio_uring_reason_name(st.reason),
 			 vfio_uring_reason_name(vfio_uring_engine_reason(d.e)));
 		rl_dest_check_none_done(&d);
-		RL_CHECK(d.d[0].done_calls == 1 && d.d[0].done_error == -ECANCELED,
+		CHECK(d.d[0].done_calls == 1 && d.d[0].done_error == -ECANCELED,
 			 "done %d times, error %d", d.d[0].done_calls, d.d[0].done_error);
 	}
 	rl_dest_fini(&d);
@@ -934,19 +934,19 @@ static void valid_stream(void)
 	rl_buf_config(&b[0], DEV1, INST1, 1, cfg_blob, 0);
 	rl_buf_packet(&b[1], DEV0, INST0, 1, 0, NULL, PKT);
 	ret = rl_dest_init(&d, &o);
-	RL_CHECK(ret == 0, "setup %d", ret);
+	CHECK(ret == 0, "setup %d", ret);
 	if (ret == 0) {
 		rl_dest_send(&d, 0, &b[0], RL_END_SHUTDOWN);
 		rl_dest_send(&d, 1, &b[1], RL_END_SHUTDOWN);
 		ret = rl_dest_run(&d, 20000);
-		RL_CHECK(ret == 0, "valid stream: run %d (%s)", ret, strerror(-ret));
+		CHECK(ret == 0, "valid stream: run %d (%s)", ret, strerror(-ret));
 		rl_dest_check_written(&d, 0, exp, elen);
 		rl_dest_check_written(&d, 1, exp, PKT);
-		RL_CHECK(d.d[0].config_calls == 1 && d.d[0].config_len == sizeof(cfg_blob) &&
+		CHECK(d.d[0].config_calls == 1 && d.d[0].config_len == sizeof(cfg_blob) &&
 				 memcmp(d.d[0].config, cfg_blob, sizeof(cfg_blob)) == 0,
 			 "device 0 config");
-		RL_CHECK(d.d[1].config_calls == 1 && d.d[1].config_len == 0, "device 1 config");
-		RL_CHECK(d.d[0].done_calls == 1 && d.d[0].done_error == 0, "device 0 done");
+		CHECK(d.d[1].config_calls == 1 && d.d[1].config_len == 0, "device 1 config");
+		CHECK(d.d[0].done_calls == 1 && d.d[0].done_error == 0, "device 0 done");
 	}
 	rl_dest_fini(&d);
 	rl_buf_free(&b[0]);
@@ -976,12 +976,12 @@ static void valid_stream_at_cap(void)
 	rl_buf_packet(&b[0], DEV0, INST0, 0, 0, NULL, data);
 	rl_buf_config(&b[0], DEV0, INST0, 2, cfg_blob, sizeof(cfg_blob));
 	ret = rl_dest_init(&d, &o);
-	RL_CHECK(ret == 0, "setup %d", ret);
+	CHECK(ret == 0, "setup %d", ret);
 	if (ret == 0) {
 		rl_dest_send(&d, 0, &b[0], RL_END_SHUTDOWN);
 		rl_dest_send(&d, 1, &b[1], RL_END_SHUTDOWN);
 		ret = rl_dest_run(&d, 20000);
-		RL_CHECK(ret == 0, "run %d", ret);
+		CHECK(ret == 0, "run %d", ret);
 		if (ret)
 			rl_check_error(d.e, 0, VFIO_URING_REASON_NONE, NULL, NULL);
 		rl_dest_check_written(&d, 0, exp, 2 * data);
@@ -1025,12 +1025,12 @@ static void valid_stream_channel_ahead(void)
 	rl_buf_packet(&b[0], DEV0, INST0, 0, 0, NULL, data);
 	rl_buf_config(&b[0], DEV0, INST0, 3, cfg_blob, sizeof(cfg_blob));
 	ret = rl_dest_init(&d, &o);
-	RL_CHECK(ret == 0, "setup %d", ret);
+	CHECK(ret == 0, "setup %d", ret);
 	if (ret == 0) {
 		struct vfio_uring_engine_stats st = { 0 };
 		int rc = 0;
 
-		RL_CHECK(send(d.ch[0][1], hs0.p, hs0.len, MSG_NOSIGNAL) == (ssize_t)hs0.len, "hs");
+		CHECK(send(d.ch[0][1], hs0.p, hs0.len, MSG_NOSIGNAL) == (ssize_t)hs0.len, "hs");
 		rl_dest_send(&d, 1, &b[1], RL_END_SHUTDOWN);
 		/* until channel 1 delivered idx 1 and idx 2's headers (test guard: 20 s) */
 		for (int i = 0; i < 2000 && rc == 0 && st.wire_bytes < ahead; i++) {
@@ -1044,7 +1044,7 @@ static void valid_stream_channel_ahead(void)
 		       (unsigned long long)st.wire_bytes, rc);
 		rl_dest_send(&d, 0, &b[0], RL_END_SHUTDOWN);
 		ret = rl_dest_run(&d, 20000);
-		RL_CHECK(ret == 0, "a valid stream failed: run %d", ret);
+		CHECK(ret == 0, "a valid stream failed: run %d", ret);
 		if (ret)
 			rl_check_error(d.e, 0, VFIO_URING_REASON_NONE, NULL, NULL);
 		rl_dest_check_prefix(&d, 0, exp, 3 * data);
@@ -1057,86 +1057,14 @@ static void valid_stream_channel_ahead(void)
 	free(exp);
 }
 
-#define CASE(f) { #f, f }
-static const struct {
-	const char *name;
-	void (*fn)(void);
-} cases[] = {
-	CASE(valid_stream),
-	CASE(valid_stream_at_cap),
-	CASE(valid_stream_channel_ahead),
-	CASE(hs_magic),
-	CASE(hs_magic_tcp),
-	CASE(hs_version),
-	CASE(hs_uuid),
-	CASE(hs_channel_range),
-	CASE(hs_channel_255),
-	CASE(hs_channel_dup),
-	CASE(hs_truncated),
-	CASE(pkt_magic),
-	CASE(pkt_version),
-	CASE(pkt_sync),
-	CASE(pkt_compression),
-	CASE(pkt_compression_zstd),
-	CASE(pkt_not_device_state),
-	CASE(pkt_unknown_flags),
-	CASE(pkt_idstr_unterminated),
-	CASE(pkt_unknown_idstr),
-	CASE(pkt_unknown_instance),
-	CASE(pkt_not_multifd),
-	CASE(pkt_size_zero),
-	CASE(pkt_size_huge),
-	CASE(pkt_size_above_max),
-	CASE(vfio_short),
-	CASE(vfio_short_1),
-	CASE(vfio_short_then_more),
-	CASE(vfio_version),
-	CASE(vfio_flags),
-	CASE(vfio_idx_invalid),
-	CASE(vfio_idx_dup),
-	CASE(vfio_idx_dup_channels),
-	CASE(vfio_idx_dup_written),
-	CASE(vfio_config_dup),
-	CASE(vfio_data_after_config),
-	CASE(vfio_idx_beyond_config),
-	CASE(vfio_config_framing),
-	CASE(vfio_config_too_short),
-	CASE(stream_ends_before_config),
-	CASE(stream_ends_after_handshake),
-	CASE(eof_mid_header),
-	CASE(eof_mid_vfio_header),
-	CASE(eof_mid_payload),
-	CASE(garbage_between_packets),
-	CASE(garbage_one_byte),
-	CASE(flood_out_of_order),
-	CASE(flood_before_switchover),
-	CASE(flood_max_queued_bytes),
-	CASE(config_gate_waits_for_caller),
-	CASE(config_gate_failed_device),
-	CASE(sparse_idx),
-	CASE(announce_big_many_channels),
+#define CASE(f) TEST_CASE(f)
+static const struct test_case cases[] = {
+#include "bad_input_cases.h"
 };
 
 int main(int argc, char **argv)
 {
-	bool ran = false;
+	int rc = run_cases(cases, ARRAY_SIZE(cases), argc, argv, true);
 
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		if (argc > 1 && strcmp(argv[1], "--list") == 0) {
-			printf("%s\n", cases[i].name);
-			continue;
-		}
-		if (argc > 1 && strcmp(argv[1], cases[i].name) != 0)
-			continue;
-		printf("== %s\n", cases[i].name);
-		cases[i].fn();
-		ran = true;
-	}
-	if (argc > 1 && strcmp(argv[1], "--list") == 0)
-		return 0;
-	if (!ran) {
-		fprintf(stderr, "unknown case %s\n", argv[1]);
-		return 1;
-	}
-	return rl_result();
+	return rc == CASES_RAN ? check_result() : rc;
 }

@@ -39,7 +39,7 @@ static void check_one_of(int err, const int *allowed, int n, const char *what)
 	for (int i = 0; i < n; i++)
 		if (err == allowed[i])
 			return;
-	RL_CHECK(0, "%s: error %d (%s) is not one of the expected", what, err, strerror(-err));
+	CHECK(0, "%s: error %d (%s) is not one of the expected", what, err, strerror(-err));
 }
 
 /* The source side's view after its peer failed: a send failed, some errno from the socket. */
@@ -66,7 +66,7 @@ static void check_source_gone(struct vfio_uring_engine *dst, int rc)
 
 	check_one_of(rc, errnos, 2, "destination");
 	rl_check_reason_one_of(dst, reasons, 3, "destination");
-	RL_CHECK(vfio_uring_engine_reason(dst) != VFIO_URING_REASON_SOCKET_RECV || rc == -ECONNRESET,
+	CHECK(vfio_uring_engine_reason(dst) != VFIO_URING_REASON_SOCKET_RECV || rc == -ECONNRESET,
 		 "a failed receive with %d", rc);
 }
 
@@ -76,10 +76,10 @@ static void check_source_failed_cleanly(struct rl_mig *m)
 		struct vfio_uring_device_status st;
 
 		vfio_uring_device_get_status(m->d[i].src, &st, sizeof(st));
-		RL_CHECK(m->d[i].src_done_calls <= 1, "source device %s: done called %d times",
+		CHECK(m->d[i].src_done_calls <= 1, "source device %s: done called %d times",
 			 m->d[i].idstr, m->d[i].src_done_calls);
 		if (st.state == VFIO_URING_DEVICE_FAILED)
-			RL_CHECK(st.error < 0 && m->d[i].src_done_calls == 1 &&
+			CHECK(st.error < 0 && m->d[i].src_done_calls == 1 &&
 					 m->d[i].src_done_error == st.error,
 				 "source device %s FAILED %d, done calls %d error %d", m->d[i].idstr,
 				 st.error, m->d[i].src_done_calls, m->d[i].src_done_error);
@@ -97,21 +97,21 @@ static void source_read_error_at_start(void)
 	struct vfio_uring_device_status st;
 	int ret = rl_mig_init(&m, &o);
 
-	RL_CHECK(ret == 0, "setup %d", ret);
+	CHECK(ret == 0, "setup %d", ret);
 	if (ret == 0) {
 		rl_mig_run(&m, 20000);
-		RL_CHECK(m.src_rc == -EISDIR, "source result %d", m.src_rc);
+		CHECK(m.src_rc == -EISDIR, "source result %d", m.src_rc);
 		rl_check_error(m.src, -EISDIR, VFIO_URING_REASON_DATA_FD_READ, m.d[0].idstr, NULL);
 		vfio_uring_device_get_status(m.d[0].src, &st, sizeof(st));
-		RL_CHECK(st.state == VFIO_URING_DEVICE_FAILED && st.error == -EISDIR &&
+		CHECK(st.state == VFIO_URING_DEVICE_FAILED && st.error == -EISDIR &&
 				 st.reason == VFIO_URING_REASON_DATA_FD_READ,
 			 "device state %d error %d reason %s", st.state, st.error,
 			 vfio_uring_reason_name(st.reason));
-		RL_CHECK(m.d[0].src_done_calls == 1 && m.d[0].src_done_error == -EISDIR,
+		CHECK(m.d[0].src_done_calls == 1 && m.d[0].src_done_error == -EISDIR,
 			 "done callback %d calls error %d", m.d[0].src_done_calls,
 			 m.d[0].src_done_error);
 		check_source_failed_cleanly(&m);
-		RL_CHECK(m.dst_rc < 0, "destination result %d", m.dst_rc);
+		CHECK(m.dst_rc < 0, "destination result %d", m.dst_rc);
 		rl_mig_check_dest_consistent(&m);
 	}
 	rl_mig_fini(&m);
@@ -143,23 +143,23 @@ static void source_read_error_mid(void)
 	lseek(fd, (off_t)(uintptr_t)map, SEEK_SET);
 	o.src_fd[1] = fd;
 	ret = rl_mig_init(&m, &o);
-	RL_CHECK(ret == 0, "setup %d", ret);
+	CHECK(ret == 0, "setup %d", ret);
 	if (ret == 0) {
 		rl_mig_run(&m, 20000);
-		RL_CHECK(m.src_rc == -EIO, "source result %d", m.src_rc);
+		CHECK(m.src_rc == -EIO, "source result %d", m.src_rc);
 		rl_check_error(m.src, -EIO, VFIO_URING_REASON_DATA_FD_READ, m.d[1].idstr, NULL);
 		vfio_uring_device_get_status(m.d[1].src, &st, sizeof(st));
 		printf("device read %llu bytes before EIO\n", (unsigned long long)st.data_bytes);
-		RL_CHECK(st.state == VFIO_URING_DEVICE_FAILED && st.error == -EIO &&
+		CHECK(st.state == VFIO_URING_DEVICE_FAILED && st.error == -EIO &&
 				 st.reason == VFIO_URING_REASON_DATA_FD_READ,
 			 "device state %d error %d reason %s", st.state, st.error,
 			 vfio_uring_reason_name(st.reason));
 		check_source_failed_cleanly(&m);
-		RL_CHECK(m.dst_rc < 0, "destination result %d", m.dst_rc);
+		CHECK(m.dst_rc < 0, "destination result %d", m.dst_rc);
 		/* the destination compares with the mapping's bytes only for a prefix: skip */
 		for (int i = 0; i < m.ndev; i++) {
 			vfio_uring_device_get_status(m.d[i].dst, &st, sizeof(st));
-			RL_CHECK(st.state != VFIO_URING_DEVICE_DONE || i == 0,
+			CHECK(st.state != VFIO_URING_DEVICE_DONE || i == 0,
 				 "destination device %d DONE", i);
 		}
 	}
@@ -182,21 +182,21 @@ static void dest_enospc(void)
 		exit(RL_SKIP);
 	}
 	ret = rl_mig_init(&m, &o);
-	RL_CHECK(ret == 0, "setup %d", ret);
+	CHECK(ret == 0, "setup %d", ret);
 	if (ret == 0) {
 		rl_mig_run(&m, 20000);
-		RL_CHECK(m.dst_rc == -ENOSPC, "destination result %d", m.dst_rc);
+		CHECK(m.dst_rc == -ENOSPC, "destination result %d", m.dst_rc);
 		rl_check_error(m.dst, -ENOSPC, VFIO_URING_REASON_DATA_FD_WRITE, m.d[0].idstr, NULL);
 		vfio_uring_device_get_status(m.d[0].dst, &st, sizeof(st));
-		RL_CHECK(st.state == VFIO_URING_DEVICE_FAILED && st.error == -ENOSPC &&
+		CHECK(st.state == VFIO_URING_DEVICE_FAILED && st.error == -ENOSPC &&
 				 st.reason == VFIO_URING_REASON_DATA_FD_WRITE,
 			 "device state %d error %d reason %s", st.state, st.error,
 			 vfio_uring_reason_name(st.reason));
-		RL_CHECK(m.d[0].config_calls == 0, "config loaded");
-		RL_CHECK(m.src_rc < 0, "source result %d", m.src_rc);
+		CHECK(m.d[0].config_calls == 0, "config loaded");
+		CHECK(m.src_rc < 0, "source result %d", m.src_rc);
 		check_source_failed_cleanly(&m);
 		vfio_uring_device_get_status(m.d[1].dst, &st, sizeof(st));
-		RL_CHECK(st.state != VFIO_URING_DEVICE_DONE || m.d[1].config_ok,
+		CHECK(st.state != VFIO_URING_DEVICE_DONE || m.d[1].config_ok,
 			 "device 1 DONE without its config");
 	}
 	rl_mig_fini(&m);
@@ -211,18 +211,18 @@ static void dest_load_config_error(void)
 	struct vfio_uring_device_status st;
 	int ret = rl_mig_init(&m, &o);
 
-	RL_CHECK(ret == 0, "setup %d", ret);
+	CHECK(ret == 0, "setup %d", ret);
 	if (ret == 0) {
 		m.d[1].config_ret = -EIO;
 		rl_mig_run(&m, 20000);
-		RL_CHECK(m.dst_rc == -EIO, "destination result %d", m.dst_rc);
+		CHECK(m.dst_rc == -EIO, "destination result %d", m.dst_rc);
 		rl_check_error(m.dst, -EIO, VFIO_URING_REASON_LOAD_CONFIG, m.d[1].idstr, NULL);
 		vfio_uring_device_get_status(m.d[1].dst, &st, sizeof(st));
-		RL_CHECK(st.state == VFIO_URING_DEVICE_FAILED && st.error == -EIO &&
+		CHECK(st.state == VFIO_URING_DEVICE_FAILED && st.error == -EIO &&
 				 st.reason == VFIO_URING_REASON_LOAD_CONFIG,
 			 "device state %d error %d reason %s", st.state, st.error,
 			 vfio_uring_reason_name(st.reason));
-		RL_CHECK(m.d[1].dst_done_calls == 1 && m.d[1].dst_done_error == -EIO,
+		CHECK(m.d[1].dst_done_calls == 1 && m.d[1].dst_done_error == -EIO,
 			 "done %d %d", m.d[1].dst_done_calls, m.d[1].dst_done_error);
 		rl_mig_check_dest_consistent(&m);
 	}
@@ -262,22 +262,22 @@ static void kill_side(bool kill_source)
 					 .no_source = kill_source, .no_dest = !kill_source, .seed = 7 };
 		struct rl_mig m;
 		uint64_t at = rng() % total;
-		int fds0 = rl_count_fds(), ret, status;
+		int fds0 = count_fds(), ret, status;
 		pid_t pid;
 		bool killed = false;
 
 		for (int c = 0; c < 2; c++) {
 			/* odd rounds over TCP: the kill resets or closes real connections */
-			RL_CHECK(rl_connect_pair(pairs[c], round & 1) == 0, "connect");
+			CHECK(connect_pair(pairs[c], round & 1) == 0, "connect");
 			peer[c] = pairs[c][0];
 			o.ext_ch[c] = pairs[c][1];
 		}
 		pid = spawn_side(kill_source, peer, 2);
-		RL_CHECK(pid > 0, "fork");
+		CHECK(pid > 0, "fork");
 		for (int c = 0; c < 2; c++)
 			close(peer[c]);
 		ret = rl_mig_init(&m, &o);
-		RL_CHECK(ret == 0, "setup %d", ret);
+		CHECK(ret == 0, "setup %d", ret);
 		while (ret == 0) {
 			struct vfio_uring_engine *e = kill_source ? m.dst : m.src;
 
@@ -320,7 +320,7 @@ static void kill_side(bool kill_source)
 		rl_mig_fini(&m);
 		for (int c = 0; c < 2; c++)
 			close(pairs[c][1]);
-		RL_CHECK(rl_count_fds() == fds0, "round %d leaked fds", round);
+		CHECK(count_fds() == fds0, "round %d leaked fds", round);
 	}
 	printf("%d rounds: %d completed before the kill took effect, %d failed cleanly\n",
 	       KILL_ROUNDS, done, failed);
@@ -351,9 +351,9 @@ static void shutdown_mid_packet_to_dest(void)
 	rl_buf_packet(&b, "0000:01:00.0/vfio", 1, 0, 0, NULL, 5000);
 	b.len -= 2000;
 	ret = rl_dest_init(&d, &dopts);
-	RL_CHECK(ret == 0, "setup %d", ret);
+	CHECK(ret == 0, "setup %d", ret);
 	if (ret == 0) {
-		RL_CHECK(send(d.ch[0][1], b.p, b.len, MSG_NOSIGNAL) == (ssize_t)b.len, "send");
+		CHECK(send(d.ch[0][1], b.p, b.len, MSG_NOSIGNAL) == (ssize_t)b.len, "send");
 		shutdown(d.ch[0][1], SHUT_RDWR);
 		rl_dest_run(&d, 20000);
 		rl_check_error(d.e, VU_ESTREAM_TRUNCATED, VFIO_URING_REASON_STREAM_TRUNCATED, "channel 0",
@@ -377,7 +377,7 @@ static void shutdown_mid_packet_to_dest(void)
 		bool cut = false;
 
 		ret = rl_mig_init(&m, &o);
-		RL_CHECK(ret == 0, "setup %d", ret);
+		CHECK(ret == 0, "setup %d", ret);
 		while (ret == 0) {
 			if (!cut && rl_wire_bytes(m.dst) >= at) {
 				shutdown(m.ch[1][0], SHUT_RDWR);
@@ -391,7 +391,7 @@ static void shutdown_mid_packet_to_dest(void)
 		printf("cut after %llu: source %d destination %d\n", (unsigned long long)at,
 		       m.src_rc, m.dst_rc);
 		if (ret == 0 && cut) {
-			RL_CHECK(m.src_rc < 0 && m.dst_rc < 0, "source %d destination %d", m.src_rc,
+			CHECK(m.src_rc < 0 && m.dst_rc < 0, "source %d destination %d", m.src_rc,
 				 m.dst_rc);
 			check_source_gone(m.dst, m.dst_rc);
 			rl_mig_check_dest_consistent(&m);
@@ -409,7 +409,7 @@ static void shutdown_dest_socket_under_source(void)
 	bool cut = false;
 	int ret = rl_mig_init(&m, &o);
 
-	RL_CHECK(ret == 0, "setup %d", ret);
+	CHECK(ret == 0, "setup %d", ret);
 	while (ret == 0) {
 		if (!cut && rl_wire_bytes(m.dst) >= BIG / 2) {
 			shutdown(m.ch[0][1], SHUT_RDWR);
@@ -422,7 +422,7 @@ static void shutdown_dest_socket_under_source(void)
 		rl_mig_drain(&m);
 	if (ret == 0) {
 		printf("source %d destination %d\n", m.src_rc, m.dst_rc);
-		RL_CHECK(m.src_rc < 0 && m.dst_rc < 0, "source %d destination %d", m.src_rc,
+		CHECK(m.src_rc < 0 && m.dst_rc < 0, "source %d destination %d", m.src_rc,
 			 m.dst_rc);
 		check_source_gone(m.dst, m.dst_rc);
 		rl_mig_check_dest_consistent(&m);
@@ -452,7 +452,7 @@ static void stalled_source_timeout(void)
 			b[0].len -= 1000;
 		}
 		ret = rl_dest_init(&d, &o);
-		RL_CHECK(ret == 0, "setup %d", ret);
+		CHECK(ret == 0, "setup %d", ret);
 		if (ret == 0) {
 			rl_dest_send(&d, 0, &b[0], RL_END_STALL);
 			rl_dest_send(&d, 1, &b[1], RL_END_STALL);
@@ -477,10 +477,10 @@ static void stalled_reader_timeout(void)
 	struct rl_mig m;
 	int ret = rl_mig_init(&m, &o);
 
-	RL_CHECK(ret == 0, "setup %d", ret);
+	CHECK(ret == 0, "setup %d", ret);
 	if (ret == 0) {
 		rl_mig_run(&m, 20000);
-		RL_CHECK(m.src_rc == -ETIMEDOUT, "source result %d", m.src_rc);
+		CHECK(m.src_rc == -ETIMEDOUT, "source result %d", m.src_rc);
 		rl_check_error(m.src, -ETIMEDOUT, VFIO_URING_REASON_PROGRESS_TIMEOUT, NULL, NULL);
 		check_source_failed_cleanly(&m);
 	}
@@ -497,12 +497,12 @@ static void cancel_side(bool dest)
 	bool cancelled = false;
 	int ret = rl_mig_init(&m, &o);
 
-	RL_CHECK(ret == 0, "setup %d", ret);
+	CHECK(ret == 0, "setup %d", ret);
 	while (ret == 0) {
 		if (!cancelled && rl_wire_bytes(m.dst) >= BIG / 3) {
 			int rc = vfio_uring_engine_cancel(dest ? m.dst : m.src);
 
-			RL_CHECK(rc == 0 || rc == -ECANCELED, "cancel returned %d", rc);
+			CHECK(rc == 0 || rc == -ECANCELED, "cancel returned %d", rc);
 			cancelled = true;
 		}
 		if (!rl_mig_step(&m, 10))
@@ -514,9 +514,9 @@ static void cancel_side(bool dest)
 		printf("source %d destination %d\n", m.src_rc, m.dst_rc);
 		rl_check_error(dest ? m.dst : m.src, -ECANCELED, VFIO_URING_REASON_CANCELLED, NULL,
 			       NULL);
-		RL_CHECK((dest ? m.dst_rc : m.src_rc) == -ECANCELED, "cancelled side %d",
+		CHECK((dest ? m.dst_rc : m.src_rc) == -ECANCELED, "cancelled side %d",
 			 dest ? m.dst_rc : m.src_rc);
-		RL_CHECK(m.src_rc < 0 && m.dst_rc < 0, "source %d destination %d", m.src_rc,
+		CHECK(m.src_rc < 0 && m.dst_rc < 0, "source %d destination %d", m.src_rc,
 			 m.dst_rc);
 		if (dest)
 			check_peer_gone(m.src, m.src_rc);
@@ -545,12 +545,12 @@ static void cancel_before_any_data(void)
 	struct rl_mig m;
 	int ret = rl_mig_init(&m, &o);
 
-	RL_CHECK(ret == 0, "setup %d", ret);
+	CHECK(ret == 0, "setup %d", ret);
 	if (ret == 0) {
-		RL_CHECK(vfio_uring_engine_cancel(m.src) <= 0, "cancel source");
-		RL_CHECK(vfio_uring_engine_cancel(m.dst) <= 0, "cancel destination");
+		CHECK(vfio_uring_engine_cancel(m.src) <= 0, "cancel source");
+		CHECK(vfio_uring_engine_cancel(m.dst) <= 0, "cancel destination");
 		rl_mig_run(&m, 20000);
-		RL_CHECK(m.src_rc == -ECANCELED && m.dst_rc == -ECANCELED, "source %d dest %d",
+		CHECK(m.src_rc == -ECANCELED && m.dst_rc == -ECANCELED, "source %d dest %d",
 			 m.src_rc, m.dst_rc);
 		rl_check_error(m.src, -ECANCELED, VFIO_URING_REASON_CANCELLED, NULL, NULL);
 		rl_check_error(m.dst, -ECANCELED, VFIO_URING_REASON_CANCELLED, NULL, NULL);
@@ -569,7 +569,7 @@ static void destroy_mid_transfer(void)
 		uint64_t at = rng() % BIG;
 		int ret = rl_mig_init(&m, &o);
 
-		RL_CHECK(ret == 0, "setup %d", ret);
+		CHECK(ret == 0, "setup %d", ret);
 		while (ret == 0 && rl_wire_bytes(m.dst) < at && rl_mig_step(&m, 10))
 			;
 		/* destroy with reads, writes, sends and receives in flight */
@@ -593,7 +593,7 @@ static void source_data_bytes_counts_every_read(void)
 		bool hit = false;
 		int ret = rl_mig_init(&m, &o);
 
-		RL_CHECK(ret == 0, "setup %d", ret);
+		CHECK(ret == 0, "setup %d", ret);
 		while (ret == 0) {
 			if (!hit && rl_wire_bytes(m.dst) >= BIG / 2) {
 				if (variant == 0)
@@ -616,7 +616,7 @@ static void source_data_bytes_counts_every_read(void)
 			 */
 			int rr = vfio_uring_engine_run(m.src, 20000);
 
-			RL_CHECK(rr == m.src_rc || (rr == 0 && m.src_rc == 1),
+			CHECK(rr == m.src_rc || (rr == 0 && m.src_rc == 1),
 				 "run after failure returned %d, process() %d", rr, m.src_rc);
 		}
 		for (int i = 0; i < m.ndev && ret == 0; i++) {
@@ -626,7 +626,7 @@ static void source_data_bytes_counts_every_read(void)
 			vfio_uring_device_get_status(m.d[i].src, &st, sizeof(st));
 			printf("device %s: fd moved %lld, data_bytes %llu\n", m.d[i].idstr,
 			       (long long)(pos - m.d[i].src_pos0), (unsigned long long)st.data_bytes);
-			RL_CHECK((uint64_t)(pos - m.d[i].src_pos0) == st.data_bytes,
+			CHECK((uint64_t)(pos - m.d[i].src_pos0) == st.data_bytes,
 				 "source device %s (%s, error %d): the fd moved %lld bytes but "
 				 "data_bytes says %llu were read",
 				 m.d[i].idstr, vfio_uring_device_state_name(st.state), st.error,
@@ -661,7 +661,7 @@ static void source_fd_quiet_after_failure(void)
 		if (variant == 2)
 			o.src_fd[2] = dir;
 		ret = rl_mig_init(&m, &o);
-		RL_CHECK(ret == 0, "setup %d", ret);
+		CHECK(ret == 0, "setup %d", ret);
 		while (ret == 0) {
 			if (!hit && rl_wire_bytes(m.dst) >= at) {
 				if (variant == 0)
@@ -745,7 +745,7 @@ static void source_short_reads(void)
 	struct rl_mig m;
 	int ret;
 
-	RL_CHECK(pipe2(p, O_CLOEXEC) == 0, "pipe");
+	CHECK(pipe2(p, O_CLOEXEC) == 0, "pipe");
 	io.fd = p[1];
 	io.len = 300001;
 	io.buf = malloc(io.len);
@@ -754,18 +754,18 @@ static void source_short_reads(void)
 	o.src_fd[0] = p[0];
 	ret = rl_mig_init(&m, &o);
 	m.fds_before--; /* the feeder closes the pipe's write end during the run */
-	RL_CHECK(ret == 0, "setup %d", ret);
+	CHECK(ret == 0, "setup %d", ret);
 	if (ret == 0) {
 		size_t n;
 		uint8_t *got;
 
 		rl_mig_run(&m, 20000);
-		RL_CHECK(m.src_rc == 1 && m.dst_rc == 1, "source %d destination %d", m.src_rc,
+		CHECK(m.src_rc == 1 && m.dst_rc == 1, "source %d destination %d", m.src_rc,
 			 m.dst_rc);
 		got = rl_fd_read_all(m.d[0].dst_fd, &n);
-		RL_CHECK(got && n == io.len && memcmp(got, io.buf, n) == 0,
+		CHECK(got && n == io.len && memcmp(got, io.buf, n) == 0,
 			 "device 0 received %zu bytes of %zu, or wrong bytes", n, io.len);
-		RL_CHECK(m.d[0].config_calls == 1 && m.d[0].config_ok, "config");
+		CHECK(m.d[0].config_calls == 1 && m.d[0].config_ok, "config");
 		free(got);
 	}
 	rl_mig_fini(&m);
@@ -785,27 +785,27 @@ static void dest_short_writes(void)
 	struct rl_mig m;
 	int ret;
 
-	RL_CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) == 0, "socketpair");
+	CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) == 0, "socketpair");
 	setsockopt(sp[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
 	setsockopt(sp[1], SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
 	io.fd = sp[1];
 	pthread_create(&t, NULL, drainer, &io);
 	o.dst_fd[1] = sp[0];
 	ret = rl_mig_init(&m, &o);
-	RL_CHECK(ret == 0, "setup %d", ret);
+	CHECK(ret == 0, "setup %d", ret);
 	if (ret == 0) {
 		size_t n;
 		uint8_t *want;
 
 		rl_mig_run(&m, 20000);
-		RL_CHECK(m.src_rc == 1 && m.dst_rc == 1, "source %d destination %d", m.src_rc,
+		CHECK(m.src_rc == 1 && m.dst_rc == 1, "source %d destination %d", m.src_rc,
 			 m.dst_rc);
 		shutdown(sp[0], SHUT_WR);
 		pthread_join(t, NULL);
 		want = rl_fd_read_all(m.d[1].src_fd, &n);
-		RL_CHECK(want && io.done == n && memcmp(io.buf, want, n) == 0,
+		CHECK(want && io.done == n && memcmp(io.buf, want, n) == 0,
 			 "device 1 wrote %zu bytes of %zu, or wrong bytes", io.done, n);
-		RL_CHECK(m.d[1].config_calls == 1 && m.d[1].config_ok, "config");
+		CHECK(m.d[1].config_calls == 1 && m.d[1].config_ok, "config");
 		free(want);
 	} else {
 		shutdown(sp[0], SHUT_WR);
@@ -834,37 +834,37 @@ static void source_save_config_error(void)
 	struct vfio_uring_engine *e = NULL;
 	struct vfio_uring_device *dev = NULL;
 	struct vfio_uring_device_status st;
-	int sp[2], fd = rl_memfd("rl-src", 100000, 3), fds0 = rl_count_fds(), ret;
+	int sp[2], fd = rl_memfd("rl-src", 100000, 3), fds0 = count_fds(), ret;
 	struct rl_buf none = { 0 };
 	struct rl_writer *drain;
 
-	RL_CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) == 0, "socketpair");
+	CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) == 0, "socketpair");
 	drain = rl_writer_start(sp[1], &none, RL_END_STALL); /* keeps the peer open */
 	vfio_uring_engine_opts_init(&so, VFIO_URING_SOURCE);
 	memcpy(so.uuid, rl_uuid, 16);
 	so.chunk_size = 16384;
-	RL_CHECK(vfio_uring_engine_create(&so, &e) == 0, "create");
-	RL_CHECK(vfio_uring_engine_add_channel(e, sp[0]) == 0, "channel");
+	CHECK(vfio_uring_engine_create(&so, &e) == 0, "create");
+	CHECK(vfio_uring_engine_add_channel(e, sp[0]) == 0, "channel");
 	vfio_uring_device_opts_init(&dv);
 	dv.idstr = "0000:04:00.0/vfio";
 	dv.data_fd = fd;
 	dv.save_config = failing_save_config;
-	RL_CHECK(vfio_uring_engine_add_device(e, &dv, &dev) == 0, "device");
-	RL_CHECK(vfio_uring_engine_start(e) == 0, "start");
+	CHECK(vfio_uring_engine_add_device(e, &dv, &dev) == 0, "device");
+	CHECK(vfio_uring_engine_start(e) == 0, "start");
 	/* the peer never reads: 100 KB fit in the socket buffers */
 	ret = vfio_uring_engine_run(e, 20000);
-	RL_CHECK(ret == -EIO, "run %d", ret);
+	CHECK(ret == -EIO, "run %d", ret);
 	rl_check_error(e, -EIO, VFIO_URING_REASON_SAVE_CONFIG, "0000:04:00.0/vfio",
 		       "save_config");
 	vfio_uring_device_get_status(dev, &st, sizeof(st));
-	RL_CHECK(st.state == VFIO_URING_DEVICE_FAILED && st.error == -EIO &&
+	CHECK(st.state == VFIO_URING_DEVICE_FAILED && st.error == -EIO &&
 			 st.reason == VFIO_URING_REASON_SAVE_CONFIG, "state %d error %d reason %s",
 		 st.state, st.error, vfio_uring_reason_name(st.reason));
 	vfio_uring_engine_destroy(e);
 	rl_writer_stop(drain);
 	close(sp[0]);
 	close(sp[1]);
-	RL_CHECK(rl_count_fds() == fds0, "fd leak");
+	CHECK(count_fds() == fds0, "fd leak");
 	close(fd);
 	rl_check_fresh_migration();
 }
@@ -882,22 +882,22 @@ static void run_reports_error_while_draining(void)
 	struct rl_mig m;
 	int ret = rl_mig_init(&m, &o);
 
-	RL_CHECK(ret == 0, "setup %d", ret);
+	CHECK(ret == 0, "setup %d", ret);
 	if (ret == 0) {
 		int rc = vfio_uring_engine_run(m.src, 200);
 		int pr;
 
-		RL_CHECK(rc == -ETIMEDOUT && vfio_uring_engine_error(m.src, NULL) == 0,
+		CHECK(rc == -ETIMEDOUT && vfio_uring_engine_error(m.src, NULL) == 0,
 			 "a stalled source without progress timeout: run %d", rc);
-		RL_CHECK(vfio_uring_engine_cancel(m.src) <= 0, "cancel");
+		CHECK(vfio_uring_engine_cancel(m.src) <= 0, "cancel");
 		rc = vfio_uring_engine_run(m.src, 0);
 		pr = vfio_uring_engine_process(m.src);
 		printf("after cancel: run(e, 0) %d, process %d\n", rc, pr);
-		RL_CHECK(pr == -ECANCELED, "process returned %d after cancel", pr);
-		RL_CHECK(rc == -ECANCELED, "run(e, 0) returned %d (%s) after cancel, not -ECANCELED",
+		CHECK(pr == -ECANCELED, "process returned %d after cancel", pr);
+		CHECK(rc == -ECANCELED, "run(e, 0) returned %d (%s) after cancel, not -ECANCELED",
 			 rc, strerror(-rc));
 		rc = vfio_uring_engine_run(m.src, 5000);
-		RL_CHECK(rc == -ECANCELED, "run(e, 5000) returned %d after cancel", rc);
+		CHECK(rc == -ECANCELED, "run(e, 5000) returned %d after cancel", rc);
 		check_source_failed_cleanly(&m);
 	}
 	rl_mig_fini(&m);
@@ -921,7 +921,7 @@ static void status_consistent_while_draining(void)
 		bool hit = false;
 		int ret = rl_mig_init(&m, &o);
 
-		RL_CHECK(ret == 0, "setup %d", ret);
+		CHECK(ret == 0, "setup %d", ret);
 		m.check_status = true;
 		while (ret == 0) {
 			if (!hit && rl_wire_bytes(m.dst) >= at) {
@@ -939,60 +939,30 @@ static void status_consistent_while_draining(void)
 		if (ret == 0)
 			rl_mig_drain(&m);
 		rl_mig_fini(&m);
-		if (rl_failures)
+		if (check_failures)
 			break;
 	}
 	rl_check_fresh_migration();
 }
 
-#define CASE(f) { #f, f }
-static const struct {
-	const char *name;
-	void (*fn)(void);
-} cases[] = {
-	CASE(source_read_error_at_start),
-	CASE(source_read_error_mid),
-	CASE(dest_enospc),
-	CASE(dest_load_config_error),
-	CASE(kill_source),
-	CASE(kill_destination),
-	CASE(shutdown_mid_packet_to_dest),
-	CASE(shutdown_dest_socket_under_source),
-	CASE(stalled_source_timeout),
-	CASE(stalled_reader_timeout),
-	CASE(cancel_destination),
-	CASE(cancel_source),
-	CASE(cancel_before_any_data),
-	CASE(destroy_mid_transfer),
-	CASE(source_short_reads),
-	CASE(dest_short_writes),
-	CASE(source_save_config_error),
-	CASE(run_reports_error_while_draining),
-	CASE(source_fd_quiet_after_failure),
-	CASE(source_data_bytes_counts_every_read),
-	CASE(status_consistent_while_draining),
+#define CASE(f) TEST_CASE(f)
+static const struct test_case cases[] = {
+#include "faults_cases.h"
 };
 
 int main(int argc, char **argv)
 {
 	const char *seed = getenv("RL_SEED");
-	bool ran = false;
-	int fds0 = rl_count_fds();
+	int fds0 = count_fds(), rc;
 
+	if (argc > 1 && strcmp(argv[1], "--list") == 0)
+		return run_cases(cases, ARRAY_SIZE(cases), argc, argv, true);
 	if (seed)
 		rng_state = (uint32_t)strtoul(seed, NULL, 0);
 	printf("RL_SEED=%u\n", rng_state);
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		if (argc > 1 && strcmp(argv[1], cases[i].name) != 0)
-			continue;
-		printf("== %s\n", cases[i].name);
-		cases[i].fn();
-		ran = true;
-	}
-	if (!ran) {
-		fprintf(stderr, "unknown case %s\n", argc > 1 ? argv[1] : "");
-		return 1;
-	}
-	RL_CHECK(rl_count_fds() == fds0, "fds open at start %d, at end %d", fds0, rl_count_fds());
-	return rl_result();
+	rc = run_cases(cases, ARRAY_SIZE(cases), argc, argv, true);
+	if (rc != CASES_RAN)
+		return rc;
+	CHECK(count_fds() == fds0, "fds open at start %d, at end %d", fds0, count_fds());
+	return check_result();
 }

@@ -2,12 +2,8 @@
 /* Test support for the reliability suite: see hostile.h. */
 #include "hostile.h"
 
-#include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -15,10 +11,8 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
-int rl_failures;
 const uint8_t rl_uuid[16] = { 0x5e, 0x1f, 0xab, 0x01, 0x22, 0x33, 0x44, 0x55,
 			      0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd };
 
@@ -174,21 +168,6 @@ size_t rl_writer_stop(struct rl_writer *w)
 
 /* ---- fds and memory ----------------------------------------------------------------- */
 
-int rl_count_fds(void)
-{
-	DIR *dir = opendir("/proc/self/fd");
-	struct dirent *de;
-	int n = 0;
-
-	if (!dir)
-		return -1;
-	while ((de = readdir(dir)))
-		if (de->d_name[0] != '.')
-			n++;
-	closedir(dir);
-	return n - 1; /* the directory's own fd */
-}
-
 long rl_rss_kib(void)
 {
 	FILE *f = fopen("/proc/self/statm", "r");
@@ -229,47 +208,6 @@ int rl_memfd(const char *name, size_t size, uint32_t seed)
 	}
 	free(buf);
 	return fd;
-}
-
-int rl_connect_pair(int fds[2], bool tcp)
-{
-	struct sockaddr_in sa;
-	socklen_t sl = sizeof(sa);
-	int l, c, a, one = 1;
-
-	if (!tcp)
-		return socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) ? -errno : 0;
-	l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (l < 0)
-		return -errno;
-	memset(&sa, 0, sizeof(sa));
-	sa.sin_family = AF_INET;
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (bind(l, (struct sockaddr *)&sa, sizeof(sa)) || listen(l, 1) ||
-	    getsockname(l, (struct sockaddr *)&sa, &sl)) {
-		close(l);
-		return -errno;
-	}
-	c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (c < 0 || connect(c, (struct sockaddr *)&sa, sizeof(sa))) {
-		int err = -errno;
-
-		if (c >= 0)
-			close(c);
-		close(l);
-		return err;
-	}
-	a = accept4(l, NULL, NULL, SOCK_CLOEXEC);
-	close(l);
-	if (a < 0) {
-		close(c);
-		return -errno;
-	}
-	setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	setsockopt(a, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	fds[0] = a;
-	fds[1] = c;
-	return 0;
 }
 
 size_t rl_fd_size(int fd)
@@ -321,7 +259,7 @@ int rl_dest_init(struct rl_dest *d, const struct rl_dest_opts *o)
 	int ret;
 
 	memset(d, 0, sizeof(*d));
-	d->fds_before = rl_count_fds();
+	d->fds_before = count_fds();
 	d->nch = o->channels ? o->channels : 1;
 	d->ndev = o->devices ? o->devices : 1;
 	for (int c = 0; c < RL_MAX_CH; c++)
@@ -341,7 +279,7 @@ int rl_dest_init(struct rl_dest *d, const struct rl_dest_opts *o)
 		return ret;
 	}
 	for (int c = 0; c < d->nch; c++) {
-		ret = rl_connect_pair(d->ch[c], o->tcp);
+		ret = connect_pair(d->ch[c], o->tcp);
 		if (ret)
 			return ret;
 		ret = vfio_uring_engine_add_channel(d->e, d->ch[c][0]);
@@ -408,7 +346,7 @@ static int run_guarded(struct vfio_uring_engine *e, int guard_ms)
 	if (rc == -ETIMEDOUT && vfio_uring_engine_error(e, NULL) == 0) {
 		fprintf(stderr, "FAIL: engine HANG: no result within the test guard of %d ms\n",
 			guard_ms > 0 ? guard_ms : 20000);
-		rl_failures++;
+		check_failures++;
 		vfio_uring_engine_cancel(e);
 	}
 	return rc;
@@ -430,22 +368,22 @@ void rl_check_error(struct vfio_uring_engine *e, int expect, enum vfio_uring_rea
 		msg = "(null)";
 	printf("engine error %d (%s), reason %s: %s\n", err, strerror(-err),
 	       vfio_uring_reason_name(got), msg);
-	RL_CHECK(err == expect, "engine error %d (%s), expected %d (%s); message: %s", err,
+	CHECK(err == expect, "engine error %d (%s), expected %d (%s); message: %s", err,
 		 strerror(-err), expect, strerror(-expect), msg);
-	RL_CHECK(got == reason, "engine reason %s, expected %s; message: %s",
+	CHECK(got == reason, "engine reason %s, expected %s; message: %s",
 		 vfio_uring_reason_name(got), vfio_uring_reason_name(reason), msg);
-	RL_CHECK(!vu_reason_errno(got) || vu_reason_errno(got) == err,
+	CHECK(!vu_reason_errno(got) || vu_reason_errno(got) == err,
 		 "reason %s carries errno %d, the list gives it %d", vfio_uring_reason_name(got), err,
 		 vu_reason_errno(got));
 	if (reason == VFIO_URING_REASON_NONE)
 		return;
-	RL_CHECK(msg[0] != '\0', "empty error message");
-	RL_CHECK(strncmp(msg, "source", 6) == 0 || strncmp(msg, "destination", 11) == 0,
+	CHECK(msg[0] != '\0', "empty error message");
+	CHECK(strncmp(msg, "source", 6) == 0 || strncmp(msg, "destination", 11) == 0,
 		 "message does not name the side: %s", msg);
 	if (needle1)
-		RL_CHECK(strstr(msg, needle1), "message does not name \"%s\": %s", needle1, msg);
+		CHECK(strstr(msg, needle1), "message does not name \"%s\": %s", needle1, msg);
 	if (needle2)
-		RL_CHECK(strstr(msg, needle2), "message does not name \"%s\": %s", needle2, msg);
+		CHECK(strstr(msg, needle2), "message does not name \"%s\": %s", needle2, msg);
 }
 
 void rl_check_reason_one_of(struct vfio_uring_engine *e, const enum vfio_uring_reason *allowed,
@@ -456,7 +394,7 @@ void rl_check_reason_one_of(struct vfio_uring_engine *e, const enum vfio_uring_r
 	for (int i = 0; i < n; i++)
 		if (got == allowed[i])
 			return;
-	RL_CHECK(0, "%s: reason %s is not one of the expected", what, vfio_uring_reason_name(got));
+	CHECK(0, "%s: reason %s is not one of the expected", what, vfio_uring_reason_name(got));
 }
 
 void rl_check_device_reason(struct vfio_uring_engine *e, struct vfio_uring_device *dev,
@@ -467,12 +405,12 @@ void rl_check_device_reason(struct vfio_uring_engine *e, struct vfio_uring_devic
 	if (!e || !dev || vfio_uring_device_get_status(dev, &st, sizeof(st)))
 		return;
 	if (st.state != VFIO_URING_DEVICE_FAILED) {
-		RL_CHECK(st.reason == VFIO_URING_REASON_NONE, "%s device %s: state %s with reason %s",
+		CHECK(st.reason == VFIO_URING_REASON_NONE, "%s device %s: state %s with reason %s",
 			 what, vfio_uring_device_idstr(dev), vfio_uring_device_state_name(st.state),
 			 vfio_uring_reason_name(st.reason));
 		return;
 	}
-	RL_CHECK((st.reason == VFIO_URING_REASON_FALLOUT && st.error == -ECANCELED) ||
+	CHECK((st.reason == VFIO_URING_REASON_FALLOUT && st.error == -ECANCELED) ||
 			 (st.reason == vfio_uring_engine_reason(e) &&
 			  st.error == vfio_uring_engine_error(e, NULL)),
 		 "%s device %s FAILED with reason %s error %d; the engine's: %s %d", what,
@@ -487,14 +425,14 @@ void rl_dest_check_none_done(struct rl_dest *d)
 		struct vfio_uring_device_status st;
 
 		rl_check_device_reason(d->e, dd->dev, "destination");
-		RL_CHECK(vfio_uring_device_get_status(dd->dev, &st, sizeof(st)) == 0, "get_status");
-		RL_CHECK(st.state != VFIO_URING_DEVICE_DONE, "device %s reported DONE", dd->idstr);
-		RL_CHECK(dd->config_calls == 0, "device %s: config loaded %d times", dd->idstr,
+		CHECK(vfio_uring_device_get_status(dd->dev, &st, sizeof(st)) == 0, "get_status");
+		CHECK(st.state != VFIO_URING_DEVICE_DONE, "device %s reported DONE", dd->idstr);
+		CHECK(dd->config_calls == 0, "device %s: config loaded %d times", dd->idstr,
 			 dd->config_calls);
-		RL_CHECK(dd->done_calls <= 1, "device %s: done callback called %d times",
+		CHECK(dd->done_calls <= 1, "device %s: done callback called %d times",
 			 dd->idstr, dd->done_calls);
 		if (dd->done_calls)
-			RL_CHECK(dd->done_error < 0, "device %s: done callback with error %d",
+			CHECK(dd->done_error < 0, "device %s: done callback with error %d",
 				 dd->idstr, dd->done_error);
 	}
 }
@@ -504,10 +442,10 @@ void rl_dest_check_written(struct rl_dest *d, int i, const void *expect, size_t 
 	size_t n;
 	uint8_t *p = rl_fd_read_all(d->d[i].fd, &n);
 
-	RL_CHECK(p && n == len, "device %s: %zu bytes written, expected %zu", d->d[i].idstr, n,
+	CHECK(p && n == len, "device %s: %zu bytes written, expected %zu", d->d[i].idstr, n,
 		 len);
 	if (p && n == len && len)
-		RL_CHECK(memcmp(p, expect, len) == 0, "device %s: wrong bytes written",
+		CHECK(memcmp(p, expect, len) == 0, "device %s: wrong bytes written",
 			 d->d[i].idstr);
 	free(p);
 }
@@ -517,10 +455,10 @@ void rl_dest_check_prefix(struct rl_dest *d, int i, const void *expect, size_t l
 	size_t n;
 	uint8_t *p = rl_fd_read_all(d->d[i].fd, &n);
 
-	RL_CHECK(p && n <= len, "device %s: %zu bytes written, at most %zu expected",
+	CHECK(p && n <= len, "device %s: %zu bytes written, at most %zu expected",
 		 d->d[i].idstr, n, len);
 	if (p && n <= len && n)
-		RL_CHECK(memcmp(p, expect, n) == 0, "device %s: wrong bytes written",
+		CHECK(memcmp(p, expect, n) == 0, "device %s: wrong bytes written",
 			 d->d[i].idstr);
 	free(p);
 }
@@ -529,18 +467,18 @@ void rl_check_buffer_peak(struct vfio_uring_engine *e)
 {
 	struct vfio_uring_engine_stats st;
 
-	RL_CHECK(vfio_uring_engine_get_stats(e, &st, sizeof(st)) == 0, "get_stats");
+	CHECK(vfio_uring_engine_get_stats(e, &st, sizeof(st)) == 0, "get_stats");
 	printf("buffer peak %llu of cap %llu\n", (unsigned long long)st.buffer_peak,
 	       (unsigned long long)st.buffer_cap);
-	RL_CHECK(st.buffer_peak <= st.buffer_cap, "buffer peak %llu above the cap %llu",
+	CHECK(st.buffer_peak <= st.buffer_cap, "buffer peak %llu above the cap %llu",
 		 (unsigned long long)st.buffer_peak, (unsigned long long)st.buffer_cap);
 }
 
 static void check_fds(int before, const char *what)
 {
-	int after = rl_count_fds();
+	int after = count_fds();
 
-	RL_CHECK(after == before, "%s: %d fds open before, %d after (leak)", what, before, after);
+	CHECK(after == before, "%s: %d fds open before, %d after (leak)", what, before, after);
 }
 
 void rl_dest_fini(struct rl_dest *d)
@@ -629,7 +567,7 @@ int rl_mig_init(struct rl_mig *m, const struct rl_mig_opts *o)
 	int ret;
 
 	memset(m, 0, sizeof(*m));
-	m->fds_before = rl_count_fds();
+	m->fds_before = count_fds();
 	m->nch = o->channels ? o->channels : 2;
 	m->ndev = o->devices ? o->devices : 2;
 	for (int c = 0; c < RL_MAX_CH; c++)
@@ -666,7 +604,7 @@ int rl_mig_init(struct rl_mig *m, const struct rl_mig_opts *o)
 			m->ext_ch = true;
 			m->ch[c][o->no_dest ? 0 : 1] = o->ext_ch[c];
 		} else {
-			ret = rl_connect_pair(m->ch[c], o->tcp);
+			ret = connect_pair(m->ch[c], o->tcp);
 			if (ret)
 				return ret;
 		}
@@ -754,7 +692,7 @@ static void check_status_consistent(struct rl_mig *m, bool source)
 		struct vfio_uring_device_status st;
 
 		vfio_uring_device_get_status(source ? m->d[i].src : m->d[i].dst, &st, sizeof(st));
-		RL_CHECK((st.error != 0) == (st.state == VFIO_URING_DEVICE_FAILED),
+		CHECK((st.error != 0) == (st.state == VFIO_URING_DEVICE_FAILED),
 			 "%s device %s: state %s with error %d", source ? "source" : "destination",
 			 m->d[i].idstr, vfio_uring_device_state_name(st.state), st.error);
 		rl_check_device_reason(source ? m->src : m->dst, source ? m->d[i].src : m->d[i].dst,
@@ -787,14 +725,6 @@ bool rl_mig_step(struct rl_mig *m, int poll_ms)
 	return m->src_rc == 0 || m->dst_rc == 0;
 }
 
-static long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
 /*
  * process() reports a failure at once while cancelled operations still drain; run() returns
  * only when they are all back. After it no device may still be ACTIVE.
@@ -806,7 +736,7 @@ static void drain_failed(struct vfio_uring_engine *e, int rc, struct rl_mig *m, 
 	if (!e || rc >= 0)
 		return;
 	ret = vfio_uring_engine_run(e, 20000);
-	RL_CHECK(ret == rc, "%s: run() after process() returned %d gives %d",
+	CHECK(ret == rc, "%s: run() after process() returned %d gives %d",
 		 source ? "source" : "destination", rc, ret);
 	for (int i = 0; i < m->ndev; i++) {
 		struct vfio_uring_device_status st;
@@ -814,7 +744,7 @@ static void drain_failed(struct vfio_uring_engine *e, int rc, struct rl_mig *m, 
 		vfio_uring_device_get_status(source ? m->d[i].src : m->d[i].dst, &st, sizeof(st));
 		rl_check_device_reason(e, source ? m->d[i].src : m->d[i].dst,
 				       source ? "source" : "destination");
-		RL_CHECK(st.state != VFIO_URING_DEVICE_ACTIVE,
+		CHECK(st.state != VFIO_URING_DEVICE_ACTIVE,
 			 "%s device %s still ACTIVE (error %d) after run() returned %d",
 			 source ? "source" : "destination", m->d[i].idstr, st.error, ret);
 	}
@@ -828,13 +758,13 @@ void rl_mig_drain(struct rl_mig *m)
 
 bool rl_mig_run(struct rl_mig *m, int guard_ms)
 {
-	long end = now_ms() + (guard_ms > 0 ? guard_ms : 20000);
+	uint64_t end = now_ms() + (uint64_t)(guard_ms > 0 ? guard_ms : 20000);
 
 	while (rl_mig_step(m, 10)) {
 		if (now_ms() > end) {
 			fprintf(stderr, "FAIL: migration HANG: source %d destination %d after %d ms\n",
 				m->src_rc, m->dst_rc, guard_ms > 0 ? guard_ms : 20000);
-			rl_failures++;
+			check_failures++;
 			return false;
 		}
 	}
@@ -844,8 +774,8 @@ bool rl_mig_run(struct rl_mig *m, int guard_ms)
 
 void rl_mig_check_complete(struct rl_mig *m)
 {
-	RL_CHECK(m->src_rc == 1, "source result %d", m->src_rc);
-	RL_CHECK(m->dst_rc == 1, "destination result %d", m->dst_rc);
+	CHECK(m->src_rc == 1, "source result %d", m->src_rc);
+	CHECK(m->dst_rc == 1, "destination result %d", m->dst_rc);
 	for (int i = 0; i < m->ndev; i++) {
 		struct rl_mig_dev *md = &m->d[i];
 		struct vfio_uring_device_status st;
@@ -853,18 +783,18 @@ void rl_mig_check_complete(struct rl_mig *m)
 		uint8_t *got = rl_fd_read_all(md->dst_fd, &n);
 		uint8_t *want = rl_fd_read_all(md->src_fd, &sn);
 
-		RL_CHECK(got && want && n == sn && memcmp(got, want, n) == 0,
+		CHECK(got && want && n == sn && memcmp(got, want, n) == 0,
 			 "device %s: destination has %zu bytes, source %zu, or they differ",
 			 md->idstr, n, sn);
 		free(got);
 		free(want);
-		RL_CHECK(md->config_calls == 1 && md->config_ok, "device %s: config %d calls ok %d",
+		CHECK(md->config_calls == 1 && md->config_ok, "device %s: config %d calls ok %d",
 			 md->idstr, md->config_calls, md->config_ok);
 		vfio_uring_device_get_status(md->dst, &st, sizeof(st));
-		RL_CHECK(st.state == VFIO_URING_DEVICE_DONE, "device %s state %d", md->idstr,
+		CHECK(st.state == VFIO_URING_DEVICE_DONE, "device %s state %d", md->idstr,
 			 st.state);
 		vfio_uring_device_get_status(md->src, &st, sizeof(st));
-		RL_CHECK(st.state == VFIO_URING_DEVICE_DONE, "source device %s state %d", md->idstr,
+		CHECK(st.state == VFIO_URING_DEVICE_DONE, "source device %s state %d", md->idstr,
 			 st.state);
 	}
 }
@@ -880,29 +810,29 @@ void rl_mig_check_dest_consistent(struct rl_mig *m)
 
 		vfio_uring_device_get_status(md->dst, &st, sizeof(st));
 		rl_check_device_reason(m->dst, md->dst, "destination");
-		RL_CHECK(md->dst_done_calls <= 1, "device %s: done callback %d times", md->idstr,
+		CHECK(md->dst_done_calls <= 1, "device %s: done callback %d times", md->idstr,
 			 md->dst_done_calls);
 		if (!want || !md->src_sum) {
 			/* the source fd cannot be compared: the device must not be DONE */
-			RL_CHECK(st.state != VFIO_URING_DEVICE_DONE && md->config_calls == 0,
+			CHECK(st.state != VFIO_URING_DEVICE_DONE && md->config_calls == 0,
 				 "device %s whose source failed is %s, config calls %d", md->idstr,
 				 vfio_uring_device_state_name(st.state), md->config_calls);
 		} else if (st.state == VFIO_URING_DEVICE_DONE) {
-			RL_CHECK(got && want && n == sn && memcmp(got, want, n) == 0,
+			CHECK(got && want && n == sn && memcmp(got, want, n) == 0,
 				 "DONE device %s holds %zu bytes of %zu or wrong bytes", md->idstr, n,
 				 sn);
-			RL_CHECK(md->config_calls == 1 && md->config_ok,
+			CHECK(md->config_calls == 1 && md->config_ok,
 				 "DONE device %s: config calls %d ok %d", md->idstr,
 				 md->config_calls, md->config_ok);
 		} else {
-			RL_CHECK(got && want && n <= sn && memcmp(got, want, n) == 0,
+			CHECK(got && want && n <= sn && memcmp(got, want, n) == 0,
 				 "device %s holds %zu bytes that are not a prefix of its %zu bytes",
 				 md->idstr, n, sn);
-			RL_CHECK(md->config_calls == 0 || md->config_ret != 0,
+			CHECK(md->config_calls == 0 || md->config_ret != 0,
 				 "device %s is %s but its config was loaded", md->idstr,
 				 vfio_uring_device_state_name(st.state));
 			if (md->dst_done_calls)
-				RL_CHECK(md->dst_done_error < 0, "device %s: done(0) but state %s",
+				CHECK(md->dst_done_error < 0, "device %s: done(0) but state %s",
 					 md->idstr, vfio_uring_device_state_name(st.state));
 		}
 		free(got);
@@ -933,13 +863,13 @@ void rl_mig_check_source_untouched(struct rl_mig *m)
 		uint64_t moved = (uint64_t)(pos - md->src_pos0);
 
 		if (md->src_sum)
-			RL_CHECK(fd_hash(md->src_fd) == md->src_sum,
+			CHECK(fd_hash(md->src_fd) == md->src_sum,
 				 "source device %s: the data fd's content changed", md->idstr);
 		if (pos < 0)
 			continue;
 		vfio_uring_device_get_status(md->src, &st, sizeof(st));
 		rl_check_device_reason(m->src, md->src, "source");
-		RL_CHECK(pos >= md->src_pos0 && moved >= st.data_bytes &&
+		CHECK(pos >= md->src_pos0 && moved >= st.data_bytes &&
 				 moved <= st.data_bytes + es.buffer_cap,
 			 "source device %s: fd moved %llu bytes, %llu were read (cap %llu)",
 			 md->idstr, (unsigned long long)moved, (unsigned long long)st.data_bytes,
@@ -965,7 +895,7 @@ void rl_mig_check_source_quiet_after_done(struct rl_mig *m)
 		printf("source device %s: fd at %lld when done(%d) ran, %lld after destroy\n",
 		       md->idstr, (long long)(md->src_pos_at_done - md->src_pos0), md->src_done_error,
 		       (long long)(pos - md->src_pos0));
-		RL_CHECK(pos == md->src_pos_at_done,
+		CHECK(pos == md->src_pos_at_done,
 			 "source device %s: the engine read %lld more bytes of the data fd after "
 			 "done(%d) told the caller the device failed",
 			 md->idstr, (long long)(pos - md->src_pos_at_done), md->src_done_error);
@@ -997,7 +927,7 @@ void rl_check_fresh_migration(void)
 				 .chunk_size = 16384, .seed = 99 };
 	int ret = rl_mig_init(&m, &o);
 
-	RL_CHECK(ret == 0, "a fresh migration cannot be set up: %s", strerror(-ret));
+	CHECK(ret == 0, "a fresh migration cannot be set up: %s", strerror(-ret));
 	if (ret == 0) {
 		rl_mig_run(&m, 20000);
 		rl_mig_check_complete(&m);

@@ -7,8 +7,8 @@
  * the engine error and its message, what was written to the data fds, that no device
  * reported DONE, that no fd leaked and that the engine destroys cleanly.
  *
- * Every check prints "FAIL file:line: ..." and counts a failure in rl_failures; a test
- * program returns rl_result() (0 pass, 1 fail).
+ * Every check is a CHECK (tests/lib/check.h): it prints "FAIL file:line: ..." and counts a
+ * failure; a test program returns check_result() (0 pass, 1 fail).
  */
 #ifndef RL_HOSTILE_H
 #define RL_HOSTILE_H
@@ -18,6 +18,11 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "cases.h"
+#include "check.h"
+#include "clock.h"
+#include "fds.h"
+#include "net.h"
 #include "vfio-uring.h"
 #include "wire.h"
 
@@ -25,23 +30,7 @@
 #define RL_MAX_DEV 8
 #define RL_SKIP 77
 
-extern int rl_failures;
 extern const uint8_t rl_uuid[16];
-
-#define RL_CHECK(cond, ...)                                                                 \
-	do {                                                                                \
-		if (!(cond)) {                                                              \
-			fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);     \
-			fprintf(stderr, __VA_ARGS__);                                       \
-			fprintf(stderr, "\n");                                              \
-			rl_failures++;                                                      \
-		}                                                                           \
-	} while (0)
-
-static inline int rl_result(void)
-{
-	return rl_failures ? 1 : 0;
-}
 
 /* ---- raw stream builder ------------------------------------------------------------- */
 
@@ -79,11 +68,8 @@ size_t rl_writer_stop(struct rl_writer *w);
 
 /* ---- fds and memory ----------------------------------------------------------------- */
 
-int rl_count_fds(void);
 long rl_rss_kib(void);
 int rl_memfd(const char *name, size_t size, uint32_t seed); /* filled with a pattern */
-/* Both ends of a connected stream: socketpair, or TCP over 127.0.0.1 when tcp. */
-int rl_connect_pair(int fds[2], bool tcp);
 size_t rl_fd_size(int fd);
 /* Reads a whole regular file / memfd into a malloc'd buffer. */
 uint8_t *rl_fd_read_all(int fd, size_t *len);

@@ -52,7 +52,7 @@ static void failing_migration(int it, uint32_t seed)
 			rl_dest_send(&d, 0, &b[0], RL_END_SHUTDOWN);
 			rl_dest_send(&d, 1, &b[1], RL_END_STALL);
 			rl_dest_run(&d, 20000);
-			RL_CHECK(vfio_uring_engine_error(d.e, NULL) < 0, "iteration %d: no error", it);
+			CHECK(vfio_uring_engine_error(d.e, NULL) < 0, "iteration %d: no error", it);
 			rl_dest_check_none_done(&d);
 		}
 		rl_dest_fini(&d);
@@ -93,7 +93,7 @@ int main(int argc, char **argv)
 {
 	int n = argc > 1 ? atoi(argv[1]) : 200;
 	bool failures = argc > 2 && strcmp(argv[2], "failures") == 0;
-	int fds0 = rl_count_fds();
+	int fds0 = count_fds();
 	long rss_warm = 0, rss_max = 0;
 	uint32_t seed = 4242;
 	uint64_t bytes = 0;
@@ -125,7 +125,7 @@ int main(int argc, char **argv)
 			o.src_fd[0] = empty;
 		}
 		ret = rl_mig_init(&m, &o);
-		RL_CHECK(ret == 0, "iteration %d: setup %d (%s)", it, ret, strerror(-ret));
+		CHECK(ret == 0, "iteration %d: setup %d (%s)", it, ret, strerror(-ret));
 		if (ret == 0) {
 			rl_mig_run(&m, 30000);
 			rl_mig_check_complete(&m);
@@ -136,14 +136,14 @@ int main(int argc, char **argv)
 		if (empty >= 0)
 			close(empty);
 measure:
-		fds = rl_count_fds();
-		RL_CHECK(fds == fds0, "iteration %d: %d fds open, %d at start", it, fds, fds0);
+		fds = count_fds();
+		CHECK(fds == fds0, "iteration %d: %d fds open, %d at start", it, fds, fds0);
 		rss = rl_rss_kib();
 		if (it == WARMUP)
 			rss_warm = rss;
 		if (it >= WARMUP && rss > rss_max)
 			rss_max = rss;
-		if (rl_failures) {
+		if (check_failures) {
 			fprintf(stderr, "stopping at iteration %d\n", it);
 			break;
 		}
@@ -152,13 +152,13 @@ measure:
 	}
 	printf("%d %smigrations, %llu device bytes; fds %d -> %d; RSS after warm-up %ld KiB, "
 	       "max %ld KiB\n",
-	       n, failures ? "failing " : "", (unsigned long long)bytes, fds0, rl_count_fds(), rss_warm, rss_max);
+	       n, failures ? "failing " : "", (unsigned long long)bytes, fds0, count_fds(), rss_warm, rss_max);
 #ifdef RL_ASAN
 	printf("AddressSanitizer build: RSS includes its quarantine, not checked\n");
 #else
 	if (n > WARMUP)
-		RL_CHECK(rss_max - rss_warm <= RSS_SLACK_KIB,
+		CHECK(rss_max - rss_warm <= RSS_SLACK_KIB,
 			 "RSS grew from %ld KiB to %ld KiB after the warm-up", rss_warm, rss_max);
 #endif
-	return rl_result();
+	return check_result();
 }

@@ -34,6 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "vfio-uring.h"
 
 #define MAX_DEVICES 16
@@ -212,14 +213,6 @@ static struct vfio_uring_engine *setup_engine(enum vfio_uring_side side)
 			fail(name, "vfio_uring_engine_add_device", err);
 	}
 	return e;
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000000ull + ts.tv_nsec;
 }
 
 /* Runs the migration; returns how long it took (start to done), for the curious. */

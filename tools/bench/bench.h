@@ -23,6 +23,9 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "fdio.h" /* read_full, write_full */
+#include "timing.h" /* now_s */
+
 enum bench_engine {
 	ENGINE_URING = 0,
 	ENGINE_THREADS,
@@ -196,9 +199,6 @@ int transport_two_host(const struct bench_cfg *cfg, enum bench_side side, unsign
 		       int *ctrl, int *chans);
 
 /* util */
-double now_s(void);
-int read_full(int fd, void *buf, size_t len);   /* 0, -EPIPE on EOF, or -errno */
-int write_full(int fd, const void *buf, size_t len);
 int ctl_send(int fd, char c);
 int ctl_recv(int fd, char *c);
 void sleep_until(double t);

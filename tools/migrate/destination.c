@@ -118,7 +118,7 @@ int mig_destination_run(struct mig_session *s)
 {
 	if (mig_open_devices(s) == 0 && check_config_paths(s) == 0 &&
 	    mig_accept_channels(s) == 0) {
-		s->t0 = mig_now();
+		s->t0 = now_s();
 		if (mig_create_engine(s, VFIO_URING_DESTINATION) == 0 && add_devices(s) == 0)
 			transfer(s);
 		finish_devices(s);

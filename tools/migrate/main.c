@@ -20,17 +20,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "migrate.h"
-
-double mig_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 int mig_fail(struct mig_session *s, int err, const char *fmt, ...)
 {
@@ -239,7 +230,7 @@ int main(int argc, char **argv)
 	s.ndev = ndev;
 	for (unsigned i = 0; i < VFIO_URING_MAX_CHANNELS; i++)
 		s.socks[i] = -1;
-	s.t0 = mig_now();
+	s.t0 = now_s();
 	int ret = o.listen ? mig_destination_run(&s) : mig_source_run(&s);
 	for (unsigned i = 0; i < ndev; i++)
 		free(devs[i].config);

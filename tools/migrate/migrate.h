@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "timing.h" /* now_s */
 #include "vfio-uring.h"
 
 #define MIG_MAX_DEVICES 64
@@ -73,7 +74,6 @@ struct mig_session {
 };
 
 /* main.c */
-double mig_now(void);
 /* Records the first error of the run; later ones are its fallout. \return err. */
 int mig_fail(struct mig_session *s, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

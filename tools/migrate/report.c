@@ -15,7 +15,7 @@ int mig_run_engine(struct mig_session *s)
 {
 	const struct mig_options *o = s->o;
 	uint64_t total = 0, last_done = 0;
-	double last_print = 0, last_progress = mig_now();
+	double last_print = 0, last_progress = now_s();
 
 	for (unsigned i = 0; i < s->ndev; i++)
 		total += s->devs[i].data_size;
@@ -27,7 +27,7 @@ int mig_run_engine(struct mig_session *s)
 			if (s->devs[i].dev && vfio_uring_device_get_status(s->devs[i].dev, &st, sizeof(st)) == 0)
 				done += st.data_bytes;
 		}
-		double t = mig_now();
+		double t = now_s();
 		if (done != last_done) {
 			last_done = done;
 			last_progress = t;
@@ -83,7 +83,7 @@ void mig_summary(const struct mig_session *s)
 {
 	const struct mig_options *o = s->o;
 	struct vfio_uring_engine_stats es = { 0 };
-	double secs = mig_now() - s->t0;
+	double secs = now_s() - s->t0;
 
 	if (s->engine)
 		vfio_uring_engine_get_stats(s->engine, &es, sizeof(es));

@@ -102,7 +102,7 @@ int mig_source_run(struct mig_session *s)
 {
 	if (mig_open_devices(s) == 0 && read_config_blobs(s) == 0 &&
 	    mig_connect_channels(s) == 0) {
-		s->t0 = mig_now();
+		s->t0 = now_s();
 		if (mig_create_engine(s, VFIO_URING_SOURCE) == 0 && add_devices(s) == 0)
 			transfer(s);
 		finish_devices(s);

@@ -7,59 +7,13 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <poll.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
 
+#include "fdio.h"
 #include "migrate.h"
 
 #define VERDICT_MAGIC "VUMV"
-
-static int write_all(int fd, const void *buf, size_t len)
-{
-	const char *p = buf;
-
-	while (len) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-static int read_all(int fd, void *buf, size_t len, int timeout_ms)
-{
-	char *p = buf;
-
-	while (len) {
-		struct pollfd pfd = { .fd = fd, .events = POLLIN };
-		int r = poll(&pfd, 1, timeout_ms);
-		if (r == 0)
-			return -ETIMEDOUT;
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		ssize_t n = recv(fd, p, len, 0);
-		if (n == 0)
-			return -ECONNRESET;
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
 
 int mig_send_verdict(int fd, int error, const char *msg)
 {
@@ -71,8 +25,8 @@ int mig_send_verdict(int fd, int error, const char *msg)
 	memcpy(hdr, VERDICT_MAGIC, 4);
 	memcpy(hdr + 4, &e, 4);
 	memcpy(hdr + 8, &l, 4);
-	int ret = write_all(fd, hdr, sizeof(hdr));
-	return ret ? ret : write_all(fd, msg, len);
+	int ret = send_full(fd, hdr, sizeof(hdr));
+	return ret ? ret : send_full(fd, msg, len);
 }
 
 /* \return 0 (accepted), or a negated errno and why in msg: the destination's own words
@@ -82,7 +36,7 @@ int mig_recv_verdict(int fd, int timeout_ms, char *msg, size_t msg_len)
 	char text[MIG_VERDICT_MSG_MAX + 1];
 	uint8_t hdr[12];
 	uint32_t e, l;
-	int ret = read_all(fd, hdr, sizeof(hdr), timeout_ms);
+	int ret = recv_full(fd, hdr, sizeof(hdr), timeout_ms);
 
 	msg[0] = '\0';
 	if (ret < 0) {
@@ -100,7 +54,7 @@ int mig_recv_verdict(int fd, int timeout_ms, char *msg, size_t msg_len)
 		snprintf(msg, msg_len, "bad verdict length from the destination");
 		return -EPROTO;
 	}
-	ret = read_all(fd, text, l, timeout_ms);
+	ret = recv_full(fd, text, l, timeout_ms);
 	if (ret < 0) {
 		snprintf(msg, msg_len, "truncated verdict from the destination");
 		return ret;

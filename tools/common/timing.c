@@ -1,0 +1,12 @@
+/* SPDX-License-Identifier: MIT */
+#include "timing.h"
+
+#include <time.h>
+
+double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
