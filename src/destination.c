@@ -135,7 +135,7 @@ static void load_config(struct vfio_uring_device *dev)
 		ret = dev->load_config(dev->opaque, blob, blob_len);
 	dev->config = NULL;
 	vu_pool_put(&e->pool, buf);
-	if (e->failed)
+	if (vu_engine_failed(e))
 		return; /* the callback cancelled the migration: the device is FAILED already */
 	if (ret < 0) {
 		vu_engine_fail(e, dev, NULL, VFIO_URING_REASON_LOAD_CONFIG, ret,
@@ -152,7 +152,7 @@ static void device_pump(struct vfio_uring_device *dev)
 	struct vfio_uring_engine *e = dev->engine;
 	struct vu_buf *buf;
 
-	if (!e->switchover || e->failed || dev->state != VFIO_URING_DEVICE_ACTIVE || dev->writing)
+	if (!e->switchover || vu_engine_failed(e) || dev->state != VFIO_URING_DEVICE_ACTIVE || dev->writing)
 		return;
 	while ((buf = vu_reorder_take(&e->reorder, dev->index, dev->next_write_idx))) {
 		dev->queued--;
@@ -185,7 +185,7 @@ int vu_destination_config_load_ready(struct vfio_uring_device *dev)
 	struct vfio_uring_engine *e = dev->engine;
 
 	dev->config_load_ready = true;
-	if (dev->waiting_for_caller && !e->failed) {
+	if (dev->waiting_for_caller && !vu_engine_failed(e)) {
 		dev->waiting_for_caller = false;
 		e->waiting_for_caller--;
 		load_config(dev);
@@ -251,7 +251,7 @@ static void buffers_freed(struct vfio_uring_engine *e)
 {
 	struct vu_channel **link = &e->parked_head, *chan, *last = NULL;
 
-	while ((chan = *link) && !e->failed) {
+	while ((chan = *link) && !vu_engine_failed(e)) {
 		if (take_payload_buffer(chan)) {
 			*link = chan->next_parked;
 			e->parked--;
@@ -261,7 +261,7 @@ static void buffers_freed(struct vfio_uring_engine *e)
 		}
 	}
 	e->parked_tail = last;
-	if (e->switchover && e->parked && e->parked == e->channels_open && !e->failed &&
+	if (e->switchover && e->parked && e->parked == e->channels_open && !vu_engine_failed(e) &&
 	    e->device_io == 0)
 		vu_engine_fail(e, e->parked_head->target, e->parked_head,
 			       VFIO_URING_REASON_BUFFER_CAP, 0,
@@ -291,7 +291,7 @@ static void on_handshake(struct vu_channel *chan)
 	e->channel_ids_seen[hs.id / 64] |= 1ull << (hs.id % 64);
 	VU_PROBE(handshake_accepted, chan->index, hs.id);
 	chan->recv_state = VU_RECV_HEADER;
-	if (!e->finishing) /* all devices done already: this channel carries nothing more */
+	if (!vu_engine_finishing(e)) /* all devices done already: this channel carries nothing more */
 		post_recv(chan);
 }
 
@@ -467,7 +467,7 @@ static void on_eof(struct vu_channel *chan)
 	e->channels_open--;
 	if (e->parked)
 		buffers_freed(e); /* the channels left may all be parked now */
-	if (e->finishing || e->channels_open || e->failed)
+	if (vu_engine_finishing(e) || e->channels_open || vu_engine_failed(e))
 		return;
 	/* Every channel is closed: whatever is not here by now never will be. */
 	for (unsigned i = 0; i < e->n_devices; i++) {
@@ -491,9 +491,9 @@ void vu_destination_recv_done(struct vu_channel *chan, int res)
 {
 	struct vfio_uring_engine *e = chan->engine;
 
-	if (e->failed)
+	if (vu_engine_failed(e))
 		return; /* teardown returns chan->payload */
-	if (res == -ECANCELED && e->finishing)
+	if (res == -ECANCELED && vu_engine_finishing(e))
 		return; /* the receive vu_destination_finish() cancelled */
 	if (res == -EINTR || res == -EAGAIN) {
 		post_recv(chan);
@@ -508,7 +508,7 @@ void vu_destination_recv_done(struct vu_channel *chan, int res)
 		on_eof(chan);
 		return;
 	}
-	if (e->finishing && chan->recv_state != VU_RECV_HANDSHAKE) {
+	if (vu_engine_finishing(e) && chan->recv_state != VU_RECV_HANDSHAKE) {
 		vu_engine_fail(e, NULL, chan, VFIO_URING_REASON_PKT_MAGIC, 0,
 			       "%d unexpected bytes after every device was done", res);
 		return;
@@ -540,7 +540,7 @@ void vu_destination_write_done(struct vfio_uring_device *dev, int res)
 	struct vfio_uring_engine *e = dev->engine;
 	struct vu_buf *buf = dev->writing;
 
-	if (e->failed)
+	if (vu_engine_failed(e))
 		return; /* teardown returns dev->writing */
 	if (res == -EINTR || res == -EAGAIN) {
 		issue_write(dev);
@@ -584,10 +584,10 @@ int vu_destination_start(struct vfio_uring_engine *e)
 
 void vu_destination_switchover(struct vfio_uring_engine *e)
 {
-	for (unsigned i = 0; i < e->n_devices && !e->failed; i++)
+	for (unsigned i = 0; i < e->n_devices && !vu_engine_failed(e); i++)
 		device_pump(e->devices[i]);
 	/* Channels parked before it resume as writes free room, or the stall is certain now. */
-	if (e->parked && !e->failed)
+	if (e->parked && !vu_engine_failed(e))
 		buffers_freed(e);
 }
 

@@ -57,6 +57,21 @@ const char *vu_side_name(const struct vfio_uring_engine *e)
 	return e->opts.side == VFIO_URING_SOURCE ? "source" : "destination";
 }
 
+/* The engine's legal transitions (enum vu_engine_state): a bit per target state. */
+static const unsigned engine_transitions[] = {
+	[VU_ENGINE_CREATED] = 1u << VU_ENGINE_RUNNING,
+	[VU_ENGINE_RUNNING] = 1u << VU_ENGINE_FINISHING | 1u << VU_ENGINE_FAILED,
+	[VU_ENGINE_FINISHING] = 1u << VU_ENGINE_FAILED, /* a late error while the last ops drain */
+	[VU_ENGINE_FAILED] = 0,
+};
+
+void vu_engine_set_state(struct vfio_uring_engine *e, enum vu_engine_state state)
+{
+	assert(engine_transitions[e->state] & (1u << state));
+	VU_PROBE(engine_state, (int)e->opts.side, (int)e->state, (int)state);
+	e->state = state;
+}
+
 /*
  * The ABI's copies (vfio-uring.h, "ABI"). In: a caller's options struct of their_size
  * bytes over `ours`, which holds the library's defaults: fields beyond their_size keep
@@ -217,7 +232,7 @@ int vfio_uring_engine_add_channel(struct vfio_uring_engine *e, int sockfd)
 
 	if (!e)
 		return -EINVAL;
-	if (e->started)
+	if (vu_engine_started(e))
 		return -EBUSY;
 	if (e->n_channels >= VFIO_URING_MAX_CHANNELS)
 		return -E2BIG;
@@ -256,7 +271,7 @@ int vfio_uring_engine_add_device(struct vfio_uring_engine *e,
 		return ret;
 	if (!opts->idstr)
 		return -EINVAL;
-	if (e->started)
+	if (vu_engine_started(e))
 		return -EBUSY;
 	len = strnlen(opts->idstr, VFIO_URING_IDSTR_MAX);
 	if (len == 0 || len >= VFIO_URING_IDSTR_MAX || opts->data_fd < 0 ||
@@ -301,7 +316,7 @@ int vfio_uring_device_set_multifd(struct vfio_uring_device *dev, enum vfio_uring
 {
 	if (!dev || mode > VFIO_URING_MULTIFD_OFF)
 		return -EINVAL;
-	if (dev->engine->started)
+	if (vu_engine_started(dev->engine))
 		return -EBUSY;
 	dev->multifd = mode;
 	return 0;
@@ -341,7 +356,7 @@ int vfio_uring_engine_start(struct vfio_uring_engine *e)
 
 	if (!e)
 		return -EINVAL;
-	if (e->started)
+	if (vu_engine_started(e))
 		return -EBUSY;
 	/* Sample every device's switch first, so that a bad one changes nothing. */
 	for (unsigned i = 0; i < e->n_devices; i++) {
@@ -361,7 +376,7 @@ int vfio_uring_engine_start(struct vfio_uring_engine *e)
 			    NULL, 0) < 0)
 			return -errno;
 	}
-	e->started = true;
+	vu_engine_set_state(e, VU_ENGINE_RUNNING);
 	e->last_progress_ns = vu_now_ns();
 	for (unsigned i = 0; i < e->n_devices; i++) {
 		struct vfio_uring_device *dev = e->devices[i];
@@ -385,7 +400,7 @@ int vfio_uring_engine_start(struct vfio_uring_engine *e)
 	if (ret)
 		return ret;
 	if (e->devices_active == 0)
-		e->finishing = true;
+		vu_engine_set_state(e, VU_ENGINE_FINISHING);
 	/* Push the first batch to the kernel now, so a poller sees progress. */
 	io_uring_submit(&e->ring);
 	e->ring_enters++;
@@ -399,7 +414,7 @@ int vfio_uring_engine_start(struct vfio_uring_engine *e)
  */
 static void submit_queued(struct vfio_uring_engine *e)
 {
-	if (e->started && io_uring_sq_ready(&e->ring)) {
+	if (vu_engine_started(e) && io_uring_sq_ready(&e->ring)) {
 		io_uring_submit(&e->ring);
 		e->ring_enters++;
 	}
@@ -444,7 +459,7 @@ int vfio_uring_engine_switchover_start(struct vfio_uring_engine *e)
 	e->switchover = true;
 	/* The progress timeout runs from here: before it, waiting is the caller's choice. */
 	e->last_progress_ns = vu_now_ns();
-	if (e->started && !e->failed)
+	if (vu_engine_started(e) && !vu_engine_failed(e))
 		vu_destination_switchover(e);
 	submit_queued(e);
 	return 0;
@@ -512,8 +527,9 @@ static void finish_device(struct vfio_uring_device *dev, enum vfio_uring_device_
 		e->waiting_for_caller--;
 	}
 	e->devices_active--;
-	if (state == VFIO_URING_DEVICE_DONE && e->devices_active == 0 && !e->failed) {
-		e->finishing = true;
+	if (state == VFIO_URING_DEVICE_DONE && e->devices_active == 0 &&
+	    e->state == VU_ENGINE_RUNNING) {
+		vu_engine_set_state(e, VU_ENGINE_FINISHING);
 		if (e->opts.side == VFIO_URING_DESTINATION)
 			vu_destination_finish(e);
 	}
@@ -558,7 +574,7 @@ void vu_engine_fail(struct vfio_uring_engine *e, struct vfio_uring_device *dev,
 	if (!err)
 		err = vu_reason_errno(reason);
 	assert(err < 0);
-	if (e->failed)
+	if (vu_engine_failed(e))
 		return; /* the first error is the cause; what follows is fallout */
 	va_start(ap, fmt);
 	vsnprintf(cause, sizeof(cause), fmt, ap);
@@ -569,7 +585,7 @@ void vu_engine_fail(struct vfio_uring_engine *e, struct vfio_uring_device *dev,
 		snprintf(where + n, sizeof(where) - (size_t)n, "device %.200s/%u: ", dev->idstr,
 			 dev->instance_id);
 	snprintf(e->message, sizeof(e->message), "%s: %.230s%.260s", vu_side_name(e), where, cause);
-	e->failed = true;
+	vu_engine_set_state(e, VU_ENGINE_FAILED);
 	e->error = err;
 	e->reason = reason;
 	VU_PROBE(error, (int)e->opts.side, dev ? dev->idstr : "", dev ? dev->instance_id : 0, err,
@@ -661,9 +677,9 @@ static unsigned reap(struct vfio_uring_engine *e)
 /* 1 done, 0 in progress, <0 failed (once nothing is in flight any more). */
 static int status(const struct vfio_uring_engine *e)
 {
-	if (e->failed)
+	if (vu_engine_failed(e))
 		return e->in_flight ? 0 : e->error;
-	if (e->finishing && e->in_flight == 0)
+	if (vu_engine_finishing(e) && e->in_flight == 0)
 		return 1;
 	return 0;
 }
@@ -704,14 +720,14 @@ static void describe_waits(const struct vfio_uring_engine *e, char *buf, size_t 
 /* Every device left waits for the caller's config_load_ready(): waiting is the caller's choice. */
 static bool only_caller_awaited(const struct vfio_uring_engine *e)
 {
-	return e->devices_active && e->waiting_for_caller == e->devices_active && !e->failed;
+	return e->devices_active && e->waiting_for_caller == e->devices_active && !vu_engine_failed(e);
 }
 
 static void check_progress(struct vfio_uring_engine *e, uint64_t now)
 {
 	uint64_t limit = (uint64_t)e->opts.progress_timeout_ms * 1000000u;
 
-	if (!limit || e->failed || e->finishing || only_caller_awaited(e))
+	if (!limit || e->state != VU_ENGINE_RUNNING || only_caller_awaited(e))
 		return;
 	if (e->opts.side == VFIO_URING_DESTINATION && !e->switchover)
 		return;
@@ -740,7 +756,7 @@ int vfio_uring_engine_process(struct vfio_uring_engine *e)
 {
 	int ret;
 
-	if (!e || !e->started)
+	if (!e || !vu_engine_started(e))
 		return -EINVAL;
 	/* A few passes: completions that arrive inline during submit are handled at once. */
 	for (int pass = 0; pass < 4; pass++) {
@@ -758,7 +774,7 @@ int vfio_uring_engine_process(struct vfio_uring_engine *e)
 	}
 	check_progress(e, vu_now_ns());
 	ret = status(e);
-	if (ret == 0 && e->failed)
+	if (ret == 0 && vu_engine_failed(e))
 		return e->error; /* failed, still draining: report it, draining goes on */
 	return ret;
 }
@@ -768,7 +784,7 @@ int vfio_uring_engine_run(struct vfio_uring_engine *e, int timeout_ms)
 	uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : vu_now_ns() + (uint64_t)timeout_ms * 1000000u;
 	int ret;
 
-	if (!e || !e->started)
+	if (!e || !vu_engine_started(e))
 		return -EINVAL;
 	while ((ret = status(e)) == 0) {
 		uint64_t now = vu_now_ns(), wait_until = deadline;
@@ -776,7 +792,7 @@ int vfio_uring_engine_run(struct vfio_uring_engine *e, int timeout_ms)
 		struct io_uring_cqe *cqe;
 
 		check_progress(e, now);
-		if (e->opts.progress_timeout_ms && !e->failed && !e->finishing) {
+		if (e->opts.progress_timeout_ms && e->state == VU_ENGINE_RUNNING) {
 			uint64_t limit = e->last_progress_ns +
 					 (uint64_t)e->opts.progress_timeout_ms * 1000000u;
 
@@ -784,7 +800,7 @@ int vfio_uring_engine_run(struct vfio_uring_engine *e, int timeout_ms)
 				wait_until = limit;
 		}
 		if (now >= deadline) /* failed and still draining: the error is the answer */
-			return e->failed ? e->error : -ETIMEDOUT;
+			return vu_engine_failed(e) ? e->error : -ETIMEDOUT;
 		if (only_caller_awaited(e))
 			return -EAGAIN;
 		if (wait_until == UINT64_MAX) {
@@ -815,7 +831,7 @@ int vfio_uring_engine_cancel(struct vfio_uring_engine *e)
 {
 	if (!e)
 		return -EINVAL;
-	if (e->started && !e->finishing)
+	if (e->state == VU_ENGINE_RUNNING)
 		vu_engine_fail(e, NULL, NULL, VFIO_URING_REASON_CANCELLED, 0, "cancelled by the caller");
 	submit_queued(e);
 	return 0;
@@ -838,7 +854,7 @@ enum vfio_uring_reason vfio_uring_engine_reason(const struct vfio_uring_engine *
 /* Waits for every operation in flight, so no kernel write can land in freed memory. */
 static void drain(struct vfio_uring_engine *e)
 {
-	if (!e->ring_ready || !e->started)
+	if (!e->ring_ready || !vu_engine_started(e))
 		return;
 	if (e->in_flight)
 		cancel_all(e);
@@ -887,7 +903,7 @@ void vfio_uring_engine_destroy(struct vfio_uring_engine *e)
 {
 	if (!e)
 		return;
-	if (e->started && !e->failed && (e->in_flight || !e->finishing))
+	if (e->state == VU_ENGINE_RUNNING || (e->state == VU_ENGINE_FINISHING && e->in_flight))
 		vu_engine_fail(e, NULL, NULL, VFIO_URING_REASON_DESTROYED, 0,
 			       "engine destroyed during the transfer");
 	drain(e);
@@ -896,7 +912,7 @@ void vfio_uring_engine_destroy(struct vfio_uring_engine *e)
 	 * Nothing may be in flight and every buffer must be back: anything else is an accounting
 	 * bug (a buffer the kernel could still write, or a leak). The tests run with asserts on.
 	 */
-	assert(e->in_flight == 0 || !e->started);
+	assert(e->in_flight == 0 || !vu_engine_started(e));
 	assert(e->pool.buffers_in_use == 0);
 	vu_pool_destroy(&e->pool);
 	vu_reorder_destroy(&e->reorder);

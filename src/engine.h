@@ -128,6 +128,19 @@ struct vfio_uring_device {
 	bool waiting_for_caller;     /* all in, only the caller's config_load_ready is missing */
 };
 
+/*
+ * The engine's lifecycle; vu_engine_set_state() makes every transition:
+ *   CREATED -> RUNNING -> FINISHING
+ *                  \          \
+ *                   -> FAILED <-
+ */
+enum vu_engine_state {
+	VU_ENGINE_CREATED,     /* (0: a new engine) channels and devices may be added; nothing in flight */
+	VU_ENGINE_RUNNING,     /* started: devices are moving their state */
+	VU_ENGINE_FINISHING,   /* every multifd device DONE: waiting for the last operations */
+	VU_ENGINE_FAILED,      /* the first error is recorded; what is in flight drains */
+};
+
 struct vfio_uring_engine {
 	struct vfio_uring_engine_opts opts;
 	struct io_uring ring;
@@ -143,10 +156,8 @@ struct vfio_uring_engine {
 	struct vu_pool pool;
 	struct vu_reorder reorder;
 
-	bool started;
+	enum vu_engine_state state;
 	bool switchover;             /* destination: switchover_start() was called */
-	bool finishing;              /* every device done: waiting for the last operations */
-	bool failed;
 	int error;
 	enum vfio_uring_reason reason;
 	char message[VU_MESSAGE_SIZE];
@@ -178,8 +189,27 @@ struct vfio_uring_engine {
 	uint64_t last_progress_ns;
 };
 
+/* Started: RUNNING, FINISHING or FAILED. */
+static inline bool vu_engine_started(const struct vfio_uring_engine *e)
+{
+	return e->state != VU_ENGINE_CREATED;
+}
+
+/* FAILED: handlers only let what is in flight drain; teardown frees the buffers. */
+static inline bool vu_engine_failed(const struct vfio_uring_engine *e)
+{
+	return e->state == VU_ENGINE_FAILED;
+}
+
+static inline bool vu_engine_finishing(const struct vfio_uring_engine *e)
+{
+	return e->state == VU_ENGINE_FINISHING;
+}
+
 /* engine.c */
 uint64_t vu_now_ns(void);
+/* The one way the engine's state changes: asserts the transition, fires engine_state. */
+void vu_engine_set_state(struct vfio_uring_engine *e, enum vu_engine_state state);
 /*
  * Reads a caller's device options (of opts->size bytes, vfio-uring.h "ABI") into *o over
  * the defaults: 0, -EINVAL (NULL, size below data_fd or too big) or -E2BIG.

@@ -79,7 +79,7 @@ static void channel_kick(struct vu_channel *chan)
 	const uint8_t *data;
 	size_t len;
 
-	if (chan->io.in_flight || e->failed)
+	if (chan->io.in_flight || vu_engine_failed(e))
 		return;
 	if (chan->handshake_pending) {
 		data = chan->handshake;
@@ -172,7 +172,7 @@ static bool queue_config(struct vfio_uring_device *dev)
 		if (dev->save_config) {
 			int ret = dev->save_config(dev->opaque, &dev->config_blob, &dev->config_len);
 
-			if (e->failed)
+			if (vu_engine_failed(e))
 				return true; /* the callback cancelled the migration */
 			if (ret < 0 || (dev->config_len && !dev->config_blob)) {
 				ret = ret < 0 ? ret : -EINVAL;
@@ -211,7 +211,7 @@ static bool device_step(struct vfio_uring_device *dev)
 {
 	struct vfio_uring_engine *e = dev->engine;
 
-	if (e->failed || dev->state != VFIO_URING_DEVICE_ACTIVE || dev->io.in_flight ||
+	if (vu_engine_failed(e) || dev->state != VFIO_URING_DEVICE_ACTIVE || dev->io.in_flight ||
 	    dev->config_queued)
 		return true;
 	if (dev->end_of_stream)
@@ -343,7 +343,7 @@ void vu_source_read_done(struct vfio_uring_device *dev, int res)
 
 	if (res > 0) /* counted even after a failure: the fd has moved by that much */
 		dev->data_bytes += (uint64_t)res;
-	if (e->failed)
+	if (vu_engine_failed(e))
 		return; /* teardown returns dev->reading to the pool */
 	if (res == -EINTR || res == -EAGAIN) {
 		issue_read(dev);
@@ -394,7 +394,7 @@ static void kick_paced_channels(struct vfio_uring_engine *e)
 void vu_source_pace_timer_done(struct vfio_uring_engine *e, int res)
 {
 	(void)res; /* -ETIME when it expired, -ECANCELED when the cap changed: the same next step */
-	if (!e->failed)
+	if (!vu_engine_failed(e))
 		kick_paced_channels(e);
 }
 
@@ -407,7 +407,7 @@ void vu_source_set_rate_limit(struct vfio_uring_engine *e, uint64_t bytes_per_se
 	/* The old rate's debt is forgiven: the new one applies from the next packet on. */
 	if (e->pace_ns > now)
 		e->pace_ns = now;
-	if (!e->pace_timer.in_flight || e->failed)
+	if (!e->pace_timer.in_flight || vu_engine_failed(e))
 		return;
 	/* Wake the waiting channels now rather than at a time computed for the old rate. */
 	sqe = vu_engine_get_sqe(e);
@@ -422,7 +422,7 @@ void vu_source_send_done(struct vu_channel *chan, int res)
 	struct vu_buf *buf;
 	size_t len;
 
-	if (e->failed)
+	if (vu_engine_failed(e))
 		return; /* teardown returns the queued buffers */
 	if (res == -EINTR || res == -EAGAIN) {
 		channel_kick(chan);
