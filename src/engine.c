@@ -198,6 +198,9 @@ int vfio_uring_engine_create(const struct vfio_uring_engine_opts *opts,
 	if (!e)
 		return -ENOMEM;
 	e->opts = o;
+	e->ops = o.side == VFIO_URING_SOURCE ? &vu_source_ops : &vu_destination_ops;
+	STAILQ_INIT(&e->waiting);
+	TAILQ_INIT(&e->parked_channels);
 	e->pace_timer = (struct vu_op){ .kind = VU_OP_PACE_TIMER, .owner = e };
 	e->msg_waitall = o.flags & VFIO_URING_ENGINE_F_NO_WAITALL ? 0 : MSG_WAITALL;
 
@@ -248,8 +251,7 @@ int vfio_uring_engine_add_channel(struct vfio_uring_engine *e, int sockfd)
 		.engine = e,
 		.index = e->n_channels,
 		.fd = sockfd,
-		.io = { .kind = e->opts.side == VFIO_URING_SOURCE ? VU_OP_CHANNEL_SEND
-								 : VU_OP_CHANNEL_RECV },
+		.io = { .kind = e->ops->channel_op },
 	};
 	return (int)e->n_channels++;
 }
@@ -301,11 +303,13 @@ int vfio_uring_engine_add_device(struct vfio_uring_engine *e,
 	dev->load_config = opts->load_config;
 	dev->done = opts->done;
 	dev->opaque = opts->opaque;
-	dev->config_load_waits = opts->flags & VFIO_URING_DEVICE_F_CONFIG_LOAD_WAITS;
 	dev->state = VFIO_URING_DEVICE_REGISTERED;
-	dev->config_idx = VU_WIRE_VFIO_IDX_INVALID;
+	if (e->opts.side == VFIO_URING_DESTINATION) { /* its part of the union (engine.h) */
+		dev->config_load_waits = opts->flags & VFIO_URING_DEVICE_F_CONFIG_LOAD_WAITS;
+		dev->config_idx = VU_WIRE_VFIO_IDX_INVALID;
+	}
 	dev->io.owner = dev;
-	dev->io.kind = e->opts.side == VFIO_URING_SOURCE ? VU_OP_DEVICE_READ : VU_OP_DEVICE_WRITE;
+	dev->io.kind = e->ops->device_op;
 	devs[e->n_devices++] = dev;
 	if (out)
 		*out = dev;
@@ -390,13 +394,11 @@ int vfio_uring_engine_start(struct vfio_uring_engine *e)
 		dev->started_ns = e->last_progress_ns;
 		e->devices_active++;
 	}
+	/* The channels array is final now (add_channel() reallocs it): point into it. */
 	for (unsigned i = 0; i < e->n_channels; i++)
 		e->channels[i].io.owner = &e->channels[i];
 	size_workers(e);
-	if (e->opts.side == VFIO_URING_SOURCE)
-		ret = vu_source_start(e);
-	else
-		ret = vu_destination_start(e);
+	ret = e->ops->start(e);
 	if (ret)
 		return ret;
 	if (e->devices_active == 0)
@@ -460,7 +462,7 @@ int vfio_uring_engine_switchover_start(struct vfio_uring_engine *e)
 	/* The progress timeout runs from here: before it, waiting is the caller's choice. */
 	e->last_progress_ns = vu_now_ns();
 	if (vu_engine_started(e) && !vu_engine_failed(e))
-		vu_destination_switchover(e);
+		e->ops->switchover(e);
 	submit_queued(e);
 	return 0;
 }
@@ -522,16 +524,14 @@ static void finish_device(struct vfio_uring_device *dev, enum vfio_uring_device_
 
 	dev->state = state;
 	dev->fail_pending = false;
-	if (dev->waiting_for_caller) {
-		dev->waiting_for_caller = false;
-		e->waiting_for_caller--;
-	}
+	if (e->opts.side == VFIO_URING_DESTINATION && dev->dst_state == VU_DST_WAIT_CALLER)
+		e->waiting_for_caller--; /* it fails while waiting: the caller no longer holds it */
 	e->devices_active--;
 	if (state == VFIO_URING_DEVICE_DONE && e->devices_active == 0 &&
 	    e->state == VU_ENGINE_RUNNING) {
 		vu_engine_set_state(e, VU_ENGINE_FINISHING);
-		if (e->opts.side == VFIO_URING_DESTINATION)
-			vu_destination_finish(e);
+		if (e->ops->finish)
+			e->ops->finish(e);
 	}
 	if (dev->done)
 		dev->done(dev->opaque, dev->error);
@@ -635,19 +635,15 @@ static void dispatch(struct vfio_uring_engine *e, struct io_uring_cqe *cqe)
 	e->last_progress_ns = vu_now_ns();
 	switch (op->kind) {
 	case VU_OP_DEVICE_READ:
-		vu_source_read_done(op->owner, cqe->res);
+	case VU_OP_DEVICE_WRITE:
+		e->ops->device_io_done(op->owner, cqe->res);
 		break;
 	case VU_OP_CHANNEL_SEND:
-		vu_source_send_done(op->owner, cqe->res);
-		break;
 	case VU_OP_CHANNEL_RECV:
-		vu_destination_recv_done(op->owner, cqe->res);
-		break;
-	case VU_OP_DEVICE_WRITE:
-		vu_destination_write_done(op->owner, cqe->res);
+		e->ops->channel_io_done(op->owner, cqe->res);
 		break;
 	case VU_OP_PACE_TIMER:
-		vu_source_pace_timer_done(op->owner, cqe->res);
+		e->ops->timer_done(op->owner, cqe->res);
 		break;
 	default:
 		__builtin_unreachable();
@@ -697,11 +693,13 @@ static void describe_waits(const struct vfio_uring_engine *e, char *buf, size_t 
 	buf[0] = '\0';
 	for (unsigned i = 0; i < e->n_channels && listed < 4; i++) {
 		const struct vu_channel *chan = &e->channels[i];
+		const char *waits = chan->io.in_flight ? what[chan->io.kind]
+				    : e->ops->channel_waits ? e->ops->channel_waits(chan)
+							    : NULL;
 
-		if (chan->io.in_flight || chan->recv_state == VU_RECV_PARKED)
+		if (waits)
 			n += (size_t)snprintf(buf + n, n < size ? size - n : 0, "%schannel %u (%s)",
-					      listed++ ? ", " : "", i,
-					      chan->io.in_flight ? what[chan->io.kind] : "parked");
+					      listed++ ? ", " : "", i, waits);
 	}
 	for (unsigned i = 0; i < e->n_devices && listed < 4; i++) {
 		const struct vfio_uring_device *dev = e->devices[i];
@@ -729,7 +727,7 @@ static void check_progress(struct vfio_uring_engine *e, uint64_t now)
 
 	if (!limit || e->state != VU_ENGINE_RUNNING || only_caller_awaited(e))
 		return;
-	if (e->opts.side == VFIO_URING_DESTINATION && !e->switchover)
+	if (e->ops->progress_expected && !e->ops->progress_expected(e))
 		return;
 	if (now - e->last_progress_ns >= limit) {
 		char waits[VU_MESSAGE_SIZE / 2];
@@ -868,37 +866,6 @@ static void drain(struct vfio_uring_engine *e)
 	}
 }
 
-static void release_buffers(struct vfio_uring_engine *e)
-{
-	struct vu_buf *buf;
-
-	for (unsigned i = 0; i < e->n_devices; i++) {
-		struct vfio_uring_device *dev = e->devices[i];
-
-		if (dev->reading)
-			vu_pool_put(&e->pool, dev->reading);
-		if (dev->writing)
-			vu_pool_put(&e->pool, dev->writing);
-		if (dev->config)
-			vu_pool_put(&e->pool, dev->config);
-		dev->reading = dev->writing = dev->config = NULL;
-	}
-	for (unsigned i = 0; i < e->n_channels; i++) {
-		struct vu_channel *chan = &e->channels[i];
-
-		while ((buf = chan->send_head)) {
-			chan->send_head = buf->next;
-			vu_pool_put(&e->pool, buf);
-		}
-		if (chan->payload)
-			vu_pool_put(&e->pool, chan->payload);
-		chan->payload = NULL;
-	}
-	if (e->reorder.slots)
-		while ((buf = vu_reorder_take_any(&e->reorder)))
-			vu_pool_put(&e->pool, buf);
-}
-
 void vfio_uring_engine_destroy(struct vfio_uring_engine *e)
 {
 	if (!e)
@@ -907,7 +874,7 @@ void vfio_uring_engine_destroy(struct vfio_uring_engine *e)
 		vu_engine_fail(e, NULL, NULL, VFIO_URING_REASON_DESTROYED, 0,
 			       "engine destroyed during the transfer");
 	drain(e);
-	release_buffers(e);
+	e->ops->release_buffers(e);
 	/*
 	 * Nothing may be in flight and every buffer must be back: anything else is an accounting
 	 * bug (a buffer the kernel could still write, or a leak). The tests run with asserts on.
@@ -943,7 +910,7 @@ int vfio_uring_device_get_status(const struct vfio_uring_device *dev,
 		.bytes = dev->bytes,
 		.data_bytes = dev->data_bytes,
 		.packets = dev->packets,
-		.packets_queued = dev->queued,
+		.packets_queued = dev->engine->opts.side == VFIO_URING_DESTINATION ? dev->queued : 0,
 		.reason = dev->state == VFIO_URING_DEVICE_FAILED ? dev->reason : VFIO_URING_REASON_NONE,
 	};
 	return copy_out(status, size, &st, sizeof(st));

@@ -17,6 +17,7 @@
 #include <liburing.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/queue.h>
 
 #include "vfio-uring.h"
 #include "pool.h"
@@ -39,13 +40,45 @@ struct vu_op {
 	void *owner;       /* struct vfio_uring_device *, struct vu_channel * or the engine */
 };
 
-/* Destination channel: what the next receive is for. */
+/*
+ * Destination channel: what the next receive is for; destination.c's set_recv_state() makes
+ * every transition: HANDSHAKE -> HEADER -> (PARKED ->) PAYLOAD -> HEADER ... -> CLOSED.
+ */
 enum vu_recv_state {
-	VU_RECV_HANDSHAKE, /* the 64-byte handshake, first on every channel */
+	VU_RECV_HANDSHAKE, /* (0: a new channel) the 64-byte handshake, first on every channel */
 	VU_RECV_HEADER,    /* a 276-byte device-state header and the 12-byte VFIO header behind it */
 	VU_RECV_PAYLOAD,   /* the packet's data (next_packet_size - 12 bytes) into a pool buffer */
 	VU_RECV_PARKED,    /* headers read, waiting for the pool to free room for the data */
 	VU_RECV_CLOSED,    /* the peer closed the channel at a packet boundary */
+};
+
+/*
+ * Source device, while ACTIVE: what it does now. source.c's set_src_state() makes every
+ * transition; the device's public state (DONE, FAILED) ends it wherever it is.
+ *   IDLE -> READING -> IDLE ...              a read per packet
+ *   IDLE -> WAIT_READ -> READING             no room for the next read yet
+ *   READING -> END_OF_STREAM (-> WAIT_CONFIG) -> SENDING
+ */
+enum vu_src_state {
+	VU_SRC_IDLE,          /* (0) its next step is a read, not started yet */
+	VU_SRC_READING,       /* a read of data_fd is in flight into dev->reading */
+	VU_SRC_WAIT_READ,     /* on the waiting list: the pool is at its cap, or the channels
+				 have enough packets ready to send (backpressure) */
+	VU_SRC_END_OF_STREAM, /* read() returned 0: the config packet is next */
+	VU_SRC_WAIT_CONFIG,   /* on the waiting list: the config packet waits for room */
+	VU_SRC_SENDING,       /* config packet queued: DONE once packets_unsent is 0 */
+};
+
+/*
+ * Destination device, while ACTIVE: what it does now. destination.c's set_dst_state() makes
+ * every transition: RECEIVING <-> WRITING, then RECEIVING (-> WAIT_CALLER, when its config
+ * load waits for the caller) -> LOADING; the config loaded, it is DONE.
+ */
+enum vu_dst_state {
+	VU_DST_RECEIVING,   /* (0) its next packet is not here, or switchover has not started */
+	VU_DST_WRITING,     /* a write of data_fd is in flight from dev->writing */
+	VU_DST_WAIT_CALLER, /* all written, config here: waits for config_load_ready() */
+	VU_DST_LOADING,     /* its load_config callback runs: DONE or FAILED next */
 };
 
 struct vu_channel {
@@ -55,15 +88,20 @@ struct vu_channel {
 	struct vu_op io;
 	struct vfio_uring_channel_stats stats;
 
-	/* source: packets waiting to be sent, in order; the head is being sent */
-	struct vu_buf *send_head, *send_tail;
+	uint8_t handshake[VU_WIRE_HANDSHAKE_SIZE]; /* sent first (source), received first */
+
+	/* Each side's own part: only source.c, or only destination.c, touches one. */
+	union {
+	struct { /* source */
+	/* packets waiting to be sent, in order; the first is being sent */
+	STAILQ_HEAD(, vu_buf) send_queue;
 	uint64_t outstanding;    /* bytes queued or in flight: picks the least loaded channel */
 	size_t send_offset;      /* bytes of the head (or handshake) already sent */
 	bool handshake_pending;  /* the handshake goes out before any packet */
 	bool paced;              /* its next packet waits for the bandwidth cap */
-	uint8_t handshake[VU_WIRE_HANDSHAKE_SIZE];
+	};
 
-	/* destination */
+	struct { /* destination */
 	enum vu_recv_state recv_state;
 	size_t received;         /* bytes of the current structure received so far */
 	/*
@@ -75,7 +113,9 @@ struct vu_channel {
 	struct vu_wire_vfio_header vh;
 	struct vfio_uring_device *target;   /* ... and the device it is for */
 	struct vu_buf *payload;             /* its data */
-	struct vu_channel *next_parked;
+	TAILQ_ENTRY(vu_channel) parked_link; /* on the engine's parked channels */
+	};
+	};
 };
 
 struct vfio_uring_device {
@@ -99,22 +139,24 @@ struct vfio_uring_device {
 	struct vu_op io;
 	bool fail_pending;           /* failed, reported once io has completed */
 
-	/* source */
+	/* Each side's own part: only source.c, or only destination.c, touches one. */
+	union {
+	struct { /* source */
+	enum vu_src_state src_state;
 	struct vu_buf *reading;      /* the buffer a read is filling */
 	uint64_t read_issued_ns;     /* when that read was issued */
 	bool reads_fast;             /* its last read completed as fast as a memory copy */
 	uint32_t next_idx;           /* idx of the next packet */
-	bool end_of_stream;          /* read() returned 0: only the config packet is left */
-	bool config_saved;           /* save_config() was called (once) */
-	bool config_queued;
+	bool config_saved;           /* save_config() was called (once): config_blob is its */
 	const void *config_blob;
 	size_t config_len;
 	unsigned packets_unsent;     /* packets queued on channels or being sent */
 	struct vu_channel *last_channel; /* where its previous packet went */
-	bool waiting_for_buffer;
-	struct vfio_uring_device *next_waiting;
+	STAILQ_ENTRY(vfio_uring_device) waiting_link; /* on the engine's waiting devices */
+	};
 
-	/* destination */
+	struct { /* destination */
+	enum vu_dst_state dst_state;
 	uint32_t next_write_idx;     /* the packet to write next */
 	uint32_t next_missing_idx;   /* the lowest idx not received yet: all below are here or written */
 	uint64_t data_idx_end;       /* 1 + the highest data idx received (0: none) */
@@ -125,7 +167,8 @@ struct vfio_uring_device {
 	unsigned queued;             /* packets received, waiting for their turn */
 	bool config_load_waits;      /* VFIO_URING_DEVICE_F_CONFIG_LOAD_WAITS */
 	bool config_load_ready;      /* ... and the caller said the config may be loaded */
-	bool waiting_for_caller;     /* all in, only the caller's config_load_ready is missing */
+	};
+	};
 };
 
 /*
@@ -143,6 +186,7 @@ enum vu_engine_state {
 
 struct vfio_uring_engine {
 	struct vfio_uring_engine_opts opts;
+	const struct vu_side_ops *ops; /* by opts.side */
 	struct io_uring ring;
 	bool ring_ready;
 	unsigned ring_flags;         /* the setup flags the kernel accepted */
@@ -181,9 +225,9 @@ struct vfio_uring_engine {
 	uint64_t channel_ids_seen[VFIO_URING_MAX_CHANNELS / 64]; /* destination: accepted ids */
 
 	/* Waiters for pool space, woken in FIFO order when a buffer comes back. */
-	struct vfio_uring_device *waiting_head, *waiting_tail; /* source devices */
-	struct vu_channel *parked_head, *parked_tail;           /* destination channels */
-	unsigned parked;                                        /* how many are parked */
+	STAILQ_HEAD(, vfio_uring_device) waiting; /* source devices (WAIT_READ, WAIT_CONFIG) */
+	TAILQ_HEAD(, vu_channel) parked_channels; /* destination channels (VU_RECV_PARKED) */
+	unsigned parked;                          /* how many are parked */
 
 	uint64_t ring_enters, completions;
 	uint64_t last_progress_ns;
@@ -231,21 +275,37 @@ void vu_engine_fail(struct vfio_uring_engine *e, struct vfio_uring_device *dev,
 void vu_device_done(struct vfio_uring_device *dev);
 const char *vu_side_name(const struct vfio_uring_engine *e);
 
+/*
+ * A side's half of the engine (source.c, destination.c), chosen at create: engine.c runs the
+ * ring, dispatches completions to these, and handles failure and teardown.
+ */
+struct vu_side_ops {
+	uint8_t device_op;  /* enum vu_op_kind of a device's I/O */
+	uint8_t channel_op; /* ... and of a channel's */
+	/* Every ACTIVE device and every channel is set up: issue the first operations. 0 or <0. */
+	int (*start)(struct vfio_uring_engine *e);
+	void (*device_io_done)(struct vfio_uring_device *dev, int res);
+	void (*channel_io_done)(struct vu_channel *chan, int res);
+	void (*timer_done)(struct vfio_uring_engine *e, int res); /* VU_OP_PACE_TIMER */
+	/* switchover_start() was called on a running engine (NULL: the side has none). */
+	void (*switchover)(struct vfio_uring_engine *e);
+	/* Every device DONE: what is still in flight carries nothing (NULL: nothing to do). */
+	void (*finish)(struct vfio_uring_engine *e);
+	/* Teardown, nothing in flight: returns every buffer the side holds to the pool. */
+	void (*release_buffers)(struct vfio_uring_engine *e);
+	/* Whether the progress timeout runs now (NULL: always while running). */
+	bool (*progress_expected)(const struct vfio_uring_engine *e);
+	/* What a channel with nothing in flight waits for, for a timeout message; NULL: nothing. */
+	const char *(*channel_waits)(const struct vu_channel *chan);
+};
+
 /* source.c */
-int vu_source_start(struct vfio_uring_engine *e);
-void vu_source_read_done(struct vfio_uring_device *dev, int res);
-void vu_source_send_done(struct vu_channel *chan, int res);
-void vu_source_pace_timer_done(struct vfio_uring_engine *e, int res);
+extern const struct vu_side_ops vu_source_ops;
 void vu_source_set_rate_limit(struct vfio_uring_engine *e, uint64_t bytes_per_second);
 
 /* destination.c */
-int vu_destination_start(struct vfio_uring_engine *e);
-void vu_destination_switchover(struct vfio_uring_engine *e);
-void vu_destination_recv_done(struct vu_channel *chan, int res);
-void vu_destination_write_done(struct vfio_uring_device *dev, int res);
+extern const struct vu_side_ops vu_destination_ops;
 /* The caller lets the device's config load: 0, or the device's error when it FAILED. */
 int vu_destination_config_load_ready(struct vfio_uring_device *dev);
-/* Every device done: a receive completing now must carry nothing. */
-void vu_destination_finish(struct vfio_uring_engine *e);
 
 #endif /* VFIO_URING_ENGINE_H */

@@ -14,6 +14,9 @@
  *   device_done(side, idstr, instance_id, bytes, elapsed_ns)
  *   error(side, idstr, instance_id, errno, message)
  *   engine_state(side, from, to)                   the engine's lifecycle (enum vu_engine_state)
+ *   channel_state(side, channel, from, to)         destination, a channel's enum vu_recv_state
+ *   device_state(side, idstr, instance_id, from, to)  an ACTIVE device's enum vu_src_state
+ *                                                  (source) or enum vu_dst_state (destination)
  *
  * bytes = 12-byte VFIO header + data (QEMU's vfio.transferred, and the library's device
  * counter); a packet puts 276 + bytes on its channel; queued = the device's packets
