@@ -671,6 +671,18 @@ static bool progress_expected(const struct vfio_uring_engine *e)
 	return e->switchover;
 }
 
+/* A device that fails while its config load waits is no longer the caller's to release. */
+static void device_stopped(struct vfio_uring_device *dev)
+{
+	if (dev->dst_state == VU_DST_WAIT_CALLER)
+		dev->engine->waiting_for_caller--;
+}
+
+static unsigned packets_queued(const struct vfio_uring_device *dev)
+{
+	return dev->queued;
+}
+
 static const char *channel_waits(const struct vu_channel *chan)
 {
 	return chan->recv_state == VU_RECV_PARKED ? "parked" : NULL;
@@ -684,6 +696,8 @@ const struct vu_side_ops vu_destination_ops = {
 	.channel_io_done = recv_done,
 	.switchover = switchover,
 	.finish = finish,
+	.device_stopped = device_stopped,
+	.packets_queued = packets_queued,
 	.release_buffers = release_buffers,
 	.progress_expected = progress_expected,
 	.channel_waits = channel_waits,

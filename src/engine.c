@@ -73,6 +73,26 @@ void vu_engine_set_state(struct vfio_uring_engine *e, enum vu_engine_state state
 }
 
 /*
+ * A device's public state (enum vfio_uring_device_state): its legal transitions. What an
+ * ACTIVE device does is its side's machine (enum vu_src_state, enum vu_dst_state).
+ */
+static const unsigned device_transitions[] = {
+	[VFIO_URING_DEVICE_REGISTERED] = 1u << VFIO_URING_DEVICE_ACTIVE |
+					 1u << VFIO_URING_DEVICE_NOT_MULTIFD,
+	[VFIO_URING_DEVICE_ACTIVE] = 1u << VFIO_URING_DEVICE_DONE | 1u << VFIO_URING_DEVICE_FAILED,
+	[VFIO_URING_DEVICE_DONE] = 0,
+	[VFIO_URING_DEVICE_FAILED] = 0,
+	[VFIO_URING_DEVICE_NOT_MULTIFD] = 0,
+};
+
+/* The one way a device's public state changes after registration (done and error probes tell). */
+static void device_set_state(struct vfio_uring_device *dev, enum vfio_uring_device_state state)
+{
+	assert(device_transitions[dev->state] & (1u << state));
+	dev->state = state;
+}
+
+/*
  * The ABI's copies (vfio-uring.h, "ABI"). In: a caller's options struct of their_size
  * bytes over `ours`, which holds the library's defaults: fields beyond their_size keep
  * them, and bytes of a bigger (newer) struct that this library does not know must be 0.
@@ -387,10 +407,10 @@ int vfio_uring_engine_start(struct vfio_uring_engine *e)
 
 		if (dev->multifd == VFIO_URING_MULTIFD_OFF ||
 		    (dev->multifd == VFIO_URING_MULTIFD_AUTO && e->n_channels == 0)) {
-			dev->state = VFIO_URING_DEVICE_NOT_MULTIFD;
+			device_set_state(dev, VFIO_URING_DEVICE_NOT_MULTIFD);
 			continue;
 		}
-		dev->state = VFIO_URING_DEVICE_ACTIVE;
+		device_set_state(dev, VFIO_URING_DEVICE_ACTIVE);
 		dev->started_ns = e->last_progress_ns;
 		e->devices_active++;
 	}
@@ -522,10 +542,10 @@ static void finish_device(struct vfio_uring_device *dev, enum vfio_uring_device_
 {
 	struct vfio_uring_engine *e = dev->engine;
 
-	dev->state = state;
+	device_set_state(dev, state);
 	dev->fail_pending = false;
-	if (e->opts.side == VFIO_URING_DESTINATION && dev->dst_state == VU_DST_WAIT_CALLER)
-		e->waiting_for_caller--; /* it fails while waiting: the caller no longer holds it */
+	if (e->ops->device_stopped)
+		e->ops->device_stopped(dev);
 	e->devices_active--;
 	if (state == VFIO_URING_DEVICE_DONE && e->devices_active == 0 &&
 	    e->state == VU_ENGINE_RUNNING) {
@@ -895,10 +915,12 @@ void vfio_uring_engine_destroy(struct vfio_uring_engine *e)
 int vfio_uring_device_get_status(const struct vfio_uring_device *dev,
 				 struct vfio_uring_device_status *status, size_t size)
 {
+	const struct vu_side_ops *ops;
 	struct vfio_uring_device_status st;
 
 	if (!dev)
 		return -EINVAL;
+	ops = dev->engine->ops;
 	/*
 	 * A device failing while its read or write drains stays ACTIVE, with no error shown,
 	 * until it is FAILED: error set means "failed, and the engine is done with its fd".
@@ -910,7 +932,7 @@ int vfio_uring_device_get_status(const struct vfio_uring_device *dev,
 		.bytes = dev->bytes,
 		.data_bytes = dev->data_bytes,
 		.packets = dev->packets,
-		.packets_queued = dev->engine->opts.side == VFIO_URING_DESTINATION ? dev->queued : 0,
+		.packets_queued = ops->packets_queued ? ops->packets_queued(dev) : 0,
 		.reason = dev->state == VFIO_URING_DEVICE_FAILED ? dev->reason : VFIO_URING_REASON_NONE,
 	};
 	return copy_out(status, size, &st, sizeof(st));

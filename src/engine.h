@@ -92,29 +92,30 @@ struct vu_channel {
 
 	/* Each side's own part: only source.c, or only destination.c, touches one. */
 	union {
-	struct { /* source */
-	/* packets waiting to be sent, in order; the first is being sent */
-	STAILQ_HEAD(, vu_buf) send_queue;
-	uint64_t outstanding;    /* bytes queued or in flight: picks the least loaded channel */
-	size_t send_offset;      /* bytes of the head (or handshake) already sent */
-	bool handshake_pending;  /* the handshake goes out before any packet */
-	bool paced;              /* its next packet waits for the bandwidth cap */
-	};
+		struct { /* source */
+			/* packets waiting to be sent, in order; the first is being sent */
+			STAILQ_HEAD(, vu_buf) send_queue;
+			uint64_t outstanding;    /* bytes queued or in flight (least_loaded_channel) */
+			size_t send_offset;      /* bytes of the head (or handshake) already sent */
+			bool handshake_pending;  /* the handshake goes out before any packet */
+			bool paced;              /* its next packet waits for the bandwidth cap */
+		};
 
-	struct { /* destination */
-	enum vu_recv_state recv_state;
-	size_t received;         /* bytes of the current structure received so far */
-	/*
-	 * Both headers are received together, so the device and idx of a packet are known
-	 * before a buffer is taken for its data: see vu_destination's memory policy.
-	 */
-	uint8_t header[VU_WIRE_PACKET_OVERHEAD];
-	struct vu_wire_header hdr;          /* the decoded headers of the packet being read */
-	struct vu_wire_vfio_header vh;
-	struct vfio_uring_device *target;   /* ... and the device it is for */
-	struct vu_buf *payload;             /* its data */
-	TAILQ_ENTRY(vu_channel) parked_link; /* on the engine's parked channels */
-	};
+		struct { /* destination */
+			enum vu_recv_state recv_state;
+			size_t received;         /* bytes of the current structure received so far */
+			/*
+			 * Both headers are received together, so the device and idx of a
+			 * packet are known before a buffer is taken for its data: see the
+			 * memory policy in destination.c.
+			 */
+			uint8_t header[VU_WIRE_PACKET_OVERHEAD];
+			struct vu_wire_header hdr;          /* the decoded headers of the packet being read */
+			struct vu_wire_vfio_header vh;
+			struct vfio_uring_device *target;   /* ... and the device it is for */
+			struct vu_buf *payload;             /* its data */
+			TAILQ_ENTRY(vu_channel) parked_link; /* on the engine's parked channels */
+		};
 	};
 };
 
@@ -141,33 +142,33 @@ struct vfio_uring_device {
 
 	/* Each side's own part: only source.c, or only destination.c, touches one. */
 	union {
-	struct { /* source */
-	enum vu_src_state src_state;
-	struct vu_buf *reading;      /* the buffer a read is filling */
-	uint64_t read_issued_ns;     /* when that read was issued */
-	bool reads_fast;             /* its last read completed as fast as a memory copy */
-	uint32_t next_idx;           /* idx of the next packet */
-	bool config_saved;           /* save_config() was called (once): config_blob is its */
-	const void *config_blob;
-	size_t config_len;
-	unsigned packets_unsent;     /* packets queued on channels or being sent */
-	struct vu_channel *last_channel; /* where its previous packet went */
-	STAILQ_ENTRY(vfio_uring_device) waiting_link; /* on the engine's waiting devices */
-	};
+		struct { /* source */
+			enum vu_src_state src_state;
+			struct vu_buf *reading;      /* the buffer a read is filling */
+			uint64_t read_issued_ns;     /* when that read was issued */
+			bool reads_fast;             /* its last read completed as fast as a memory copy */
+			uint32_t next_idx;           /* idx of the next packet */
+			bool config_saved;           /* save_config() was called (once): config_blob is its */
+			const void *config_blob;
+			size_t config_len;
+			unsigned packets_unsent;     /* packets queued on channels or being sent */
+			struct vu_channel *last_channel; /* where its previous packet went */
+			STAILQ_ENTRY(vfio_uring_device) waiting_link; /* on the engine's waiting devices */
+		};
 
-	struct { /* destination */
-	enum vu_dst_state dst_state;
-	uint32_t next_write_idx;     /* the packet to write next */
-	uint32_t next_missing_idx;   /* the lowest idx not received yet: all below are here or written */
-	uint64_t data_idx_end;       /* 1 + the highest data idx received (0: none) */
-	uint32_t config_idx;         /* the config packet's idx, UINT32_MAX until it arrives */
-	struct vu_buf *config;       /* the config packet, held until its turn */
-	struct vu_buf *writing;      /* the packet being written */
-	size_t write_offset;         /* bytes of it already written */
-	unsigned queued;             /* packets received, waiting for their turn */
-	bool config_load_waits;      /* VFIO_URING_DEVICE_F_CONFIG_LOAD_WAITS */
-	bool config_load_ready;      /* ... and the caller said the config may be loaded */
-	};
+		struct { /* destination */
+			enum vu_dst_state dst_state;
+			uint32_t next_write_idx;     /* the packet to write next */
+			uint32_t next_missing_idx;   /* lowest idx not here: all below are here or written */
+			uint64_t data_idx_end;       /* 1 + the highest data idx received (0: none) */
+			uint32_t config_idx;         /* the config packet's idx, UINT32_MAX until it arrives */
+			struct vu_buf *config;       /* the config packet, held until its turn */
+			struct vu_buf *writing;      /* the packet being written */
+			size_t write_offset;         /* bytes of it already written */
+			unsigned queued;             /* packets received, waiting for their turn */
+			bool config_load_waits;      /* VFIO_URING_DEVICE_F_CONFIG_LOAD_WAITS */
+			bool config_load_ready;      /* ... and the caller said the config may be loaded */
+		};
 	};
 };
 
@@ -291,6 +292,10 @@ struct vu_side_ops {
 	void (*switchover)(struct vfio_uring_engine *e);
 	/* Every device DONE: what is still in flight carries nothing (NULL: nothing to do). */
 	void (*finish)(struct vfio_uring_engine *e);
+	/* The device is DONE or FAILED now, before its done callback (NULL: nothing to do). */
+	void (*device_stopped)(struct vfio_uring_device *dev);
+	/* For its status: packets received and waiting for their turn (NULL: none). */
+	unsigned (*packets_queued)(const struct vfio_uring_device *dev);
 	/* Teardown, nothing in flight: returns every buffer the side holds to the pool. */
 	void (*release_buffers)(struct vfio_uring_engine *e);
 	/* Whether the progress timeout runs now (NULL: always while running). */
