@@ -1,12 +1,18 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Internal view of an engine: the structs every module shares, and the calls between the
- * engine core (engine.c), the source side (source.c) and the destination side
- * (destination.c).
+ * engine core (engine.c: the ring, the dispatcher, failure and teardown) and its side,
+ * source.c or destination.c, which the engine reaches only through its struct vu_side_ops.
+ *
+ * State machines: the engine (enum vu_engine_state), a device's public state (enum
+ * vfio_uring_device_state), what an ACTIVE device does on each side (enum vu_src_state,
+ * enum vu_dst_state) and a destination channel (enum vu_recv_state). Each changes in one
+ * function that asserts the transition against a table; all but the public device state
+ * (whose end the device_done and error probes report) fire a USDT probe (probes.h).
  *
  * Ownership: every in-flight io_uring operation is a `struct vu_op` embedded in the device
- * or channel that issued it; a CQE's user_data points at it and vu_engine_dispatch() routes
- * it by kind. A device has at most one operation in flight (a read of its data fd on the
+ * or channel that issued it; a CQE's user_data points at it and the engine's dispatch()
+ * routes it by kind to the side. A device has at most one operation in flight (a read of its data fd on the
  * source, a write on the destination: a data fd is a byte stream), and so has a channel
  * (a send on the source, a receive on the destination: a stream socket must not interleave).
  * So the engine never allocates per I/O: payload buffers come from the pool (pool.h).
