@@ -30,6 +30,7 @@
  * sockets. If, after switchover start, every channel is parked and no write is in flight,
  * nothing will ever free a buffer: the migration fails instead of hanging.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -37,6 +38,41 @@
 
 #include "engine.h"
 #include "probes.h"
+
+/* A channel's legal transitions (enum vu_recv_state): a bit per target state. */
+static const unsigned recv_transitions[] = {
+	[VU_RECV_HANDSHAKE] = 1u << VU_RECV_HEADER,
+	[VU_RECV_HEADER] = 1u << VU_RECV_PAYLOAD | 1u << VU_RECV_PARKED | 1u << VU_RECV_CLOSED,
+	[VU_RECV_PAYLOAD] = 1u << VU_RECV_HEADER,
+	[VU_RECV_PARKED] = 1u << VU_RECV_PAYLOAD,
+	[VU_RECV_CLOSED] = 0,
+};
+
+/* The one way a channel's receive state changes: asserts the transition, fires channel_state. */
+static void set_recv_state(struct vu_channel *chan, enum vu_recv_state state)
+{
+	assert(recv_transitions[chan->recv_state] & (1u << state));
+	VU_PROBE(channel_state, (int)chan->engine->opts.side, chan->index, (int)chan->recv_state,
+		 (int)state);
+	chan->recv_state = state;
+}
+
+/* A destination device's legal transitions (enum vu_dst_state): a bit per target state. */
+static const unsigned dst_transitions[] = {
+	[VU_DST_RECEIVING] = 1u << VU_DST_WRITING | 1u << VU_DST_WAIT_CALLER | 1u << VU_DST_LOADING,
+	[VU_DST_WRITING] = 1u << VU_DST_RECEIVING,
+	[VU_DST_WAIT_CALLER] = 1u << VU_DST_LOADING,
+	[VU_DST_LOADING] = 0, /* the device is DONE or FAILED next */
+};
+
+/* The one way a destination device's state changes: asserts it, fires device_state. */
+static void set_dst_state(struct vfio_uring_device *dev, enum vu_dst_state state)
+{
+	assert(dst_transitions[dev->dst_state] & (1u << state));
+	VU_PROBE(device_state, (int)VFIO_URING_DESTINATION, dev->idstr, dev->instance_id,
+		 (int)dev->dst_state, (int)state);
+	dev->dst_state = state;
+}
 
 static void post_recv(struct vu_channel *chan)
 {
@@ -129,13 +165,14 @@ static void load_config(struct vfio_uring_device *dev)
 	size_t blob_len;
 	int ret = 0;
 
+	set_dst_state(dev, VU_DST_LOADING);
 	/* Checked on arrival; cannot fail here. */
 	vu_wire_unframe_config(buf->data, buf->len, &blob, &blob_len, NULL, 0);
 	if (dev->load_config)
 		ret = dev->load_config(dev->opaque, blob, blob_len);
 	dev->config = NULL;
 	vu_pool_put(&e->pool, buf);
-	if (e->failed)
+	if (vu_engine_failed(e))
 		return; /* the callback cancelled the migration: the device is FAILED already */
 	if (ret < 0) {
 		vu_engine_fail(e, dev, NULL, VFIO_URING_REASON_LOAD_CONFIG, ret,
@@ -152,14 +189,16 @@ static void device_pump(struct vfio_uring_device *dev)
 	struct vfio_uring_engine *e = dev->engine;
 	struct vu_buf *buf;
 
-	if (!e->switchover || e->failed || dev->state != VFIO_URING_DEVICE_ACTIVE || dev->writing)
-		return;
+	if (!e->switchover || vu_engine_failed(e) || dev->state != VFIO_URING_DEVICE_ACTIVE ||
+	    dev->dst_state != VU_DST_RECEIVING)
+		return; /* WAIT_CALLER: every packet is written already */
 	while ((buf = vu_reorder_take(&e->reorder, dev->index, dev->next_write_idx))) {
 		dev->queued--;
 		dev->next_write_idx++;
 		if (buf->len) {
 			dev->writing = buf;
 			dev->write_offset = 0;
+			set_dst_state(dev, VU_DST_WRITING);
 			issue_write(dev);
 			return;
 		}
@@ -171,10 +210,8 @@ static void device_pump(struct vfio_uring_device *dev)
 	if (!dev->config || dev->next_write_idx != dev->config_idx)
 		return;
 	if (dev->config_load_waits && !dev->config_load_ready) {
-		if (!dev->waiting_for_caller) {
-			dev->waiting_for_caller = true;
-			e->waiting_for_caller++;
-		}
+		set_dst_state(dev, VU_DST_WAIT_CALLER);
+		e->waiting_for_caller++;
 		return;
 	}
 	load_config(dev);
@@ -185,8 +222,8 @@ int vu_destination_config_load_ready(struct vfio_uring_device *dev)
 	struct vfio_uring_engine *e = dev->engine;
 
 	dev->config_load_ready = true;
-	if (dev->waiting_for_caller && !e->failed) {
-		dev->waiting_for_caller = false;
+	if (dev->dst_state == VU_DST_WAIT_CALLER && dev->state == VFIO_URING_DEVICE_ACTIVE &&
+	    !vu_engine_failed(e)) {
 		e->waiting_for_caller--;
 		load_config(dev);
 	}
@@ -197,14 +234,9 @@ static void park(struct vu_channel *chan)
 {
 	struct vfio_uring_engine *e = chan->engine;
 
-	chan->recv_state = VU_RECV_PARKED;
-	chan->next_parked = NULL;
+	set_recv_state(chan, VU_RECV_PARKED);
+	TAILQ_INSERT_TAIL(&e->parked_channels, chan, parked_link);
 	e->parked++;
-	if (e->parked_tail)
-		e->parked_tail->next_parked = chan;
-	else
-		e->parked_head = chan;
-	e->parked_tail = chan;
 }
 
 static void on_payload(struct vu_channel *chan);
@@ -232,7 +264,7 @@ static bool take_payload_buffer(struct vu_channel *chan)
 	buf->idx = chan->vh.idx;
 	buf->flags = chan->vh.flags;
 	chan->payload = buf;
-	chan->recv_state = VU_RECV_PAYLOAD;
+	set_recv_state(chan, VU_RECV_PAYLOAD);
 	if (len)
 		post_recv(chan);
 	else
@@ -249,21 +281,19 @@ static bool take_payload_buffer(struct vu_channel *chan)
  */
 static void buffers_freed(struct vfio_uring_engine *e)
 {
-	struct vu_channel **link = &e->parked_head, *chan, *last = NULL;
+	struct vu_channel *chan, *next;
 
-	while ((chan = *link) && !e->failed) {
+	for (chan = TAILQ_FIRST(&e->parked_channels); chan && !vu_engine_failed(e); chan = next) {
+		next = TAILQ_NEXT(chan, parked_link);
 		if (take_payload_buffer(chan)) {
-			*link = chan->next_parked;
+			TAILQ_REMOVE(&e->parked_channels, chan, parked_link);
 			e->parked--;
-		} else {
-			last = chan;
-			link = &chan->next_parked;
 		}
 	}
-	e->parked_tail = last;
-	if (e->switchover && e->parked && e->parked == e->channels_open && !e->failed &&
+	if (e->switchover && e->parked && e->parked == e->channels_open && !vu_engine_failed(e) &&
 	    e->device_io == 0)
-		vu_engine_fail(e, e->parked_head->target, e->parked_head,
+		vu_engine_fail(e, TAILQ_FIRST(&e->parked_channels)->target,
+			       TAILQ_FIRST(&e->parked_channels),
 			       VFIO_URING_REASON_BUFFER_CAP, 0,
 			       "buffer cap of %zu bytes is full of packets waiting for earlier ones "
 			       "(%zu bytes held) and every channel waits for room: no write can free any",
@@ -290,8 +320,8 @@ static void on_handshake(struct vu_channel *chan)
 	}
 	e->channel_ids_seen[hs.id / 64] |= 1ull << (hs.id % 64);
 	VU_PROBE(handshake_accepted, chan->index, hs.id);
-	chan->recv_state = VU_RECV_HEADER;
-	if (!e->finishing) /* all devices done already: this channel carries nothing more */
+	set_recv_state(chan, VU_RECV_HEADER);
+	if (!vu_engine_finishing(e)) /* all devices done already: this channel carries nothing more */
 		post_recv(chan);
 }
 
@@ -425,7 +455,7 @@ static void on_payload(struct vu_channel *chan)
 	chan->stats.packets++;
 	VU_PROBE(packet_received, dev->idstr, dev->instance_id, buf->idx,
 		 VU_WIRE_VFIO_HEADER_SIZE + buf->len, chan->index, dev->queued);
-	chan->recv_state = VU_RECV_HEADER;
+	set_recv_state(chan, VU_RECV_HEADER);
 	post_recv(chan);
 	device_pump(dev);
 }
@@ -463,11 +493,11 @@ static void on_eof(struct vu_channel *chan)
 			       "connection closed before the handshake");
 		return;
 	}
-	chan->recv_state = VU_RECV_CLOSED;
+	set_recv_state(chan, VU_RECV_CLOSED);
 	e->channels_open--;
 	if (e->parked)
 		buffers_freed(e); /* the channels left may all be parked now */
-	if (e->finishing || e->channels_open || e->failed)
+	if (vu_engine_finishing(e) || e->channels_open || vu_engine_failed(e))
 		return;
 	/* Every channel is closed: whatever is not here by now never will be. */
 	for (unsigned i = 0; i < e->n_devices; i++) {
@@ -487,14 +517,14 @@ static void on_eof(struct vu_channel *chan)
 	}
 }
 
-void vu_destination_recv_done(struct vu_channel *chan, int res)
+static void recv_done(struct vu_channel *chan, int res)
 {
 	struct vfio_uring_engine *e = chan->engine;
 
-	if (e->failed)
+	if (vu_engine_failed(e))
 		return; /* teardown returns chan->payload */
-	if (res == -ECANCELED && e->finishing)
-		return; /* the receive vu_destination_finish() cancelled */
+	if (res == -ECANCELED && vu_engine_finishing(e))
+		return; /* the receive finish() cancelled */
 	if (res == -EINTR || res == -EAGAIN) {
 		post_recv(chan);
 		return;
@@ -508,7 +538,7 @@ void vu_destination_recv_done(struct vu_channel *chan, int res)
 		on_eof(chan);
 		return;
 	}
-	if (e->finishing && chan->recv_state != VU_RECV_HANDSHAKE) {
+	if (vu_engine_finishing(e) && chan->recv_state != VU_RECV_HANDSHAKE) {
 		vu_engine_fail(e, NULL, chan, VFIO_URING_REASON_PKT_MAGIC, 0,
 			       "%d unexpected bytes after every device was done", res);
 		return;
@@ -535,12 +565,12 @@ void vu_destination_recv_done(struct vu_channel *chan, int res)
 	}
 }
 
-void vu_destination_write_done(struct vfio_uring_device *dev, int res)
+static void write_done(struct vfio_uring_device *dev, int res)
 {
 	struct vfio_uring_engine *e = dev->engine;
 	struct vu_buf *buf = dev->writing;
 
-	if (e->failed)
+	if (vu_engine_failed(e))
 		return; /* teardown returns dev->writing */
 	if (res == -EINTR || res == -EAGAIN) {
 		issue_write(dev);
@@ -562,36 +592,37 @@ void vu_destination_write_done(struct vfio_uring_device *dev, int res)
 	VU_PROBE(packet_written, dev->idstr, dev->instance_id, buf->idx, buf->len,
 		 vu_now_ns() - buf->arrival_ns);
 	dev->writing = NULL;
+	set_dst_state(dev, VU_DST_RECEIVING);
 	vu_pool_put(&e->pool, buf);
 	device_pump(dev);
 	buffers_freed(e);
 }
 
-int vu_destination_start(struct vfio_uring_engine *e)
+static void switchover(struct vfio_uring_engine *e);
+
+static int destination_start(struct vfio_uring_engine *e)
 {
 	e->channels_open = e->n_channels;
 	e->reserve = e->n_channels * e->opts.max_packet_size;
 	if (e->reserve > e->pool.cap / 2)
 		e->reserve = e->pool.cap / 2;
-	for (unsigned i = 0; i < e->n_channels; i++) {
-		e->channels[i].recv_state = VU_RECV_HANDSHAKE;
-		post_recv(&e->channels[i]);
-	}
+	for (unsigned i = 0; i < e->n_channels; i++)
+		post_recv(&e->channels[i]); /* its handshake: a new channel's recv_state is 0 */
 	if (e->switchover)
-		vu_destination_switchover(e);
+		switchover(e);
 	return 0;
 }
 
-void vu_destination_switchover(struct vfio_uring_engine *e)
+static void switchover(struct vfio_uring_engine *e)
 {
-	for (unsigned i = 0; i < e->n_devices && !e->failed; i++)
+	for (unsigned i = 0; i < e->n_devices && !vu_engine_failed(e); i++)
 		device_pump(e->devices[i]);
 	/* Channels parked before it resume as writes free room, or the stall is certain now. */
-	if (e->parked && !e->failed)
+	if (e->parked && !vu_engine_failed(e))
 		buffers_freed(e);
 }
 
-void vu_destination_finish(struct vfio_uring_engine *e)
+static void finish(struct vfio_uring_engine *e)
 {
 	/*
 	 * Cancel the header receives still waiting on channels. A channel whose handshake has
@@ -608,3 +639,66 @@ void vu_destination_finish(struct vfio_uring_engine *e)
 		io_uring_sqe_set_data(sqe, NULL);
 	}
 }
+
+static void release_buffers(struct vfio_uring_engine *e)
+{
+	struct vu_buf *buf;
+
+	for (unsigned i = 0; i < e->n_devices; i++) {
+		struct vfio_uring_device *dev = e->devices[i];
+
+		if (dev->writing)
+			vu_pool_put(&e->pool, dev->writing);
+		if (dev->config)
+			vu_pool_put(&e->pool, dev->config);
+		dev->writing = dev->config = NULL;
+	}
+	for (unsigned i = 0; i < e->n_channels; i++) {
+		struct vu_channel *chan = &e->channels[i];
+
+		if (chan->payload)
+			vu_pool_put(&e->pool, chan->payload);
+		chan->payload = NULL;
+	}
+	if (e->reorder.slots)
+		while ((buf = vu_reorder_take_any(&e->reorder)))
+			vu_pool_put(&e->pool, buf);
+}
+
+/* Before switchover start, waiting is the caller's choice: the progress timeout runs from it. */
+static bool progress_expected(const struct vfio_uring_engine *e)
+{
+	return e->switchover;
+}
+
+/* A device that fails while its config load waits is no longer the caller's to release. */
+static void device_stopped(struct vfio_uring_device *dev)
+{
+	if (dev->dst_state == VU_DST_WAIT_CALLER)
+		dev->engine->waiting_for_caller--;
+}
+
+static unsigned packets_queued(const struct vfio_uring_device *dev)
+{
+	return dev->queued;
+}
+
+static const char *channel_waits(const struct vu_channel *chan)
+{
+	return chan->recv_state == VU_RECV_PARKED ? "parked" : NULL;
+}
+
+const struct vu_side_ops vu_destination_ops = {
+	.device_op = VU_OP_DEVICE_WRITE,
+	.channel_op = VU_OP_CHANNEL_RECV,
+	.start = destination_start,
+	.device_io_done = write_done,
+	.channel_io_done = recv_done,
+	.switchover = switchover,
+	.finish = finish,
+	.device_stopped = device_stopped,
+	.packets_queued = packets_queued,
+	.release_buffers = release_buffers,
+	.progress_expected = progress_expected,
+	.channel_waits = channel_waits,
+};

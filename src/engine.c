@@ -57,6 +57,41 @@ const char *vu_side_name(const struct vfio_uring_engine *e)
 	return e->opts.side == VFIO_URING_SOURCE ? "source" : "destination";
 }
 
+/* The engine's legal transitions (enum vu_engine_state): a bit per target state. */
+static const unsigned engine_transitions[] = {
+	[VU_ENGINE_CREATED] = 1u << VU_ENGINE_RUNNING,
+	[VU_ENGINE_RUNNING] = 1u << VU_ENGINE_FINISHING | 1u << VU_ENGINE_FAILED,
+	[VU_ENGINE_FINISHING] = 1u << VU_ENGINE_FAILED, /* a late error while the last ops drain */
+	[VU_ENGINE_FAILED] = 0,
+};
+
+void vu_engine_set_state(struct vfio_uring_engine *e, enum vu_engine_state state)
+{
+	assert(engine_transitions[e->state] & (1u << state));
+	VU_PROBE(engine_state, (int)e->opts.side, (int)e->state, (int)state);
+	e->state = state;
+}
+
+/*
+ * A device's public state (enum vfio_uring_device_state): its legal transitions. What an
+ * ACTIVE device does is its side's machine (enum vu_src_state, enum vu_dst_state).
+ */
+static const unsigned device_transitions[] = {
+	[VFIO_URING_DEVICE_REGISTERED] = 1u << VFIO_URING_DEVICE_ACTIVE |
+					 1u << VFIO_URING_DEVICE_NOT_MULTIFD,
+	[VFIO_URING_DEVICE_ACTIVE] = 1u << VFIO_URING_DEVICE_DONE | 1u << VFIO_URING_DEVICE_FAILED,
+	[VFIO_URING_DEVICE_DONE] = 0,
+	[VFIO_URING_DEVICE_FAILED] = 0,
+	[VFIO_URING_DEVICE_NOT_MULTIFD] = 0,
+};
+
+/* The one way a device's public state changes after registration (done and error probes tell). */
+static void device_set_state(struct vfio_uring_device *dev, enum vfio_uring_device_state state)
+{
+	assert(device_transitions[dev->state] & (1u << state));
+	dev->state = state;
+}
+
 /*
  * The ABI's copies (vfio-uring.h, "ABI"). In: a caller's options struct of their_size
  * bytes over `ours`, which holds the library's defaults: fields beyond their_size keep
@@ -183,6 +218,9 @@ int vfio_uring_engine_create(const struct vfio_uring_engine_opts *opts,
 	if (!e)
 		return -ENOMEM;
 	e->opts = o;
+	e->ops = o.side == VFIO_URING_SOURCE ? &vu_source_ops : &vu_destination_ops;
+	STAILQ_INIT(&e->waiting);
+	TAILQ_INIT(&e->parked_channels);
 	e->pace_timer = (struct vu_op){ .kind = VU_OP_PACE_TIMER, .owner = e };
 	e->msg_waitall = o.flags & VFIO_URING_ENGINE_F_NO_WAITALL ? 0 : MSG_WAITALL;
 
@@ -217,7 +255,7 @@ int vfio_uring_engine_add_channel(struct vfio_uring_engine *e, int sockfd)
 
 	if (!e)
 		return -EINVAL;
-	if (e->started)
+	if (vu_engine_started(e))
 		return -EBUSY;
 	if (e->n_channels >= VFIO_URING_MAX_CHANNELS)
 		return -E2BIG;
@@ -233,8 +271,7 @@ int vfio_uring_engine_add_channel(struct vfio_uring_engine *e, int sockfd)
 		.engine = e,
 		.index = e->n_channels,
 		.fd = sockfd,
-		.io = { .kind = e->opts.side == VFIO_URING_SOURCE ? VU_OP_CHANNEL_SEND
-								 : VU_OP_CHANNEL_RECV },
+		.io = { .kind = e->ops->channel_op },
 	};
 	return (int)e->n_channels++;
 }
@@ -256,7 +293,7 @@ int vfio_uring_engine_add_device(struct vfio_uring_engine *e,
 		return ret;
 	if (!opts->idstr)
 		return -EINVAL;
-	if (e->started)
+	if (vu_engine_started(e))
 		return -EBUSY;
 	len = strnlen(opts->idstr, VFIO_URING_IDSTR_MAX);
 	if (len == 0 || len >= VFIO_URING_IDSTR_MAX || opts->data_fd < 0 ||
@@ -286,11 +323,13 @@ int vfio_uring_engine_add_device(struct vfio_uring_engine *e,
 	dev->load_config = opts->load_config;
 	dev->done = opts->done;
 	dev->opaque = opts->opaque;
-	dev->config_load_waits = opts->flags & VFIO_URING_DEVICE_F_CONFIG_LOAD_WAITS;
 	dev->state = VFIO_URING_DEVICE_REGISTERED;
-	dev->config_idx = VU_WIRE_VFIO_IDX_INVALID;
+	if (e->opts.side == VFIO_URING_DESTINATION) { /* its part of the union (engine.h) */
+		dev->config_load_waits = opts->flags & VFIO_URING_DEVICE_F_CONFIG_LOAD_WAITS;
+		dev->config_idx = VU_WIRE_VFIO_IDX_INVALID;
+	}
 	dev->io.owner = dev;
-	dev->io.kind = e->opts.side == VFIO_URING_SOURCE ? VU_OP_DEVICE_READ : VU_OP_DEVICE_WRITE;
+	dev->io.kind = e->ops->device_op;
 	devs[e->n_devices++] = dev;
 	if (out)
 		*out = dev;
@@ -301,7 +340,7 @@ int vfio_uring_device_set_multifd(struct vfio_uring_device *dev, enum vfio_uring
 {
 	if (!dev || mode > VFIO_URING_MULTIFD_OFF)
 		return -EINVAL;
-	if (dev->engine->started)
+	if (vu_engine_started(dev->engine))
 		return -EBUSY;
 	dev->multifd = mode;
 	return 0;
@@ -341,7 +380,7 @@ int vfio_uring_engine_start(struct vfio_uring_engine *e)
 
 	if (!e)
 		return -EINVAL;
-	if (e->started)
+	if (vu_engine_started(e))
 		return -EBUSY;
 	/* Sample every device's switch first, so that a bad one changes nothing. */
 	for (unsigned i = 0; i < e->n_devices; i++) {
@@ -361,31 +400,29 @@ int vfio_uring_engine_start(struct vfio_uring_engine *e)
 			    NULL, 0) < 0)
 			return -errno;
 	}
-	e->started = true;
+	vu_engine_set_state(e, VU_ENGINE_RUNNING);
 	e->last_progress_ns = vu_now_ns();
 	for (unsigned i = 0; i < e->n_devices; i++) {
 		struct vfio_uring_device *dev = e->devices[i];
 
 		if (dev->multifd == VFIO_URING_MULTIFD_OFF ||
 		    (dev->multifd == VFIO_URING_MULTIFD_AUTO && e->n_channels == 0)) {
-			dev->state = VFIO_URING_DEVICE_NOT_MULTIFD;
+			device_set_state(dev, VFIO_URING_DEVICE_NOT_MULTIFD);
 			continue;
 		}
-		dev->state = VFIO_URING_DEVICE_ACTIVE;
+		device_set_state(dev, VFIO_URING_DEVICE_ACTIVE);
 		dev->started_ns = e->last_progress_ns;
 		e->devices_active++;
 	}
+	/* The channels array is final now (add_channel() reallocs it): point into it. */
 	for (unsigned i = 0; i < e->n_channels; i++)
 		e->channels[i].io.owner = &e->channels[i];
 	size_workers(e);
-	if (e->opts.side == VFIO_URING_SOURCE)
-		ret = vu_source_start(e);
-	else
-		ret = vu_destination_start(e);
+	ret = e->ops->start(e);
 	if (ret)
 		return ret;
 	if (e->devices_active == 0)
-		e->finishing = true;
+		vu_engine_set_state(e, VU_ENGINE_FINISHING);
 	/* Push the first batch to the kernel now, so a poller sees progress. */
 	io_uring_submit(&e->ring);
 	e->ring_enters++;
@@ -399,7 +436,7 @@ int vfio_uring_engine_start(struct vfio_uring_engine *e)
  */
 static void submit_queued(struct vfio_uring_engine *e)
 {
-	if (e->started && io_uring_sq_ready(&e->ring)) {
+	if (vu_engine_started(e) && io_uring_sq_ready(&e->ring)) {
 		io_uring_submit(&e->ring);
 		e->ring_enters++;
 	}
@@ -444,8 +481,8 @@ int vfio_uring_engine_switchover_start(struct vfio_uring_engine *e)
 	e->switchover = true;
 	/* The progress timeout runs from here: before it, waiting is the caller's choice. */
 	e->last_progress_ns = vu_now_ns();
-	if (e->started && !e->failed)
-		vu_destination_switchover(e);
+	if (vu_engine_started(e) && !vu_engine_failed(e))
+		e->ops->switchover(e);
 	submit_queued(e);
 	return 0;
 }
@@ -505,17 +542,16 @@ static void finish_device(struct vfio_uring_device *dev, enum vfio_uring_device_
 {
 	struct vfio_uring_engine *e = dev->engine;
 
-	dev->state = state;
+	device_set_state(dev, state);
 	dev->fail_pending = false;
-	if (dev->waiting_for_caller) {
-		dev->waiting_for_caller = false;
-		e->waiting_for_caller--;
-	}
+	if (e->ops->device_stopped)
+		e->ops->device_stopped(dev);
 	e->devices_active--;
-	if (state == VFIO_URING_DEVICE_DONE && e->devices_active == 0 && !e->failed) {
-		e->finishing = true;
-		if (e->opts.side == VFIO_URING_DESTINATION)
-			vu_destination_finish(e);
+	if (state == VFIO_URING_DEVICE_DONE && e->devices_active == 0 &&
+	    e->state == VU_ENGINE_RUNNING) {
+		vu_engine_set_state(e, VU_ENGINE_FINISHING);
+		if (e->ops->finish)
+			e->ops->finish(e);
 	}
 	if (dev->done)
 		dev->done(dev->opaque, dev->error);
@@ -558,7 +594,7 @@ void vu_engine_fail(struct vfio_uring_engine *e, struct vfio_uring_device *dev,
 	if (!err)
 		err = vu_reason_errno(reason);
 	assert(err < 0);
-	if (e->failed)
+	if (vu_engine_failed(e))
 		return; /* the first error is the cause; what follows is fallout */
 	va_start(ap, fmt);
 	vsnprintf(cause, sizeof(cause), fmt, ap);
@@ -569,7 +605,7 @@ void vu_engine_fail(struct vfio_uring_engine *e, struct vfio_uring_device *dev,
 		snprintf(where + n, sizeof(where) - (size_t)n, "device %.200s/%u: ", dev->idstr,
 			 dev->instance_id);
 	snprintf(e->message, sizeof(e->message), "%s: %.230s%.260s", vu_side_name(e), where, cause);
-	e->failed = true;
+	vu_engine_set_state(e, VU_ENGINE_FAILED);
 	e->error = err;
 	e->reason = reason;
 	VU_PROBE(error, (int)e->opts.side, dev ? dev->idstr : "", dev ? dev->instance_id : 0, err,
@@ -619,19 +655,15 @@ static void dispatch(struct vfio_uring_engine *e, struct io_uring_cqe *cqe)
 	e->last_progress_ns = vu_now_ns();
 	switch (op->kind) {
 	case VU_OP_DEVICE_READ:
-		vu_source_read_done(op->owner, cqe->res);
+	case VU_OP_DEVICE_WRITE:
+		e->ops->device_io_done(op->owner, cqe->res);
 		break;
 	case VU_OP_CHANNEL_SEND:
-		vu_source_send_done(op->owner, cqe->res);
-		break;
 	case VU_OP_CHANNEL_RECV:
-		vu_destination_recv_done(op->owner, cqe->res);
-		break;
-	case VU_OP_DEVICE_WRITE:
-		vu_destination_write_done(op->owner, cqe->res);
+		e->ops->channel_io_done(op->owner, cqe->res);
 		break;
 	case VU_OP_PACE_TIMER:
-		vu_source_pace_timer_done(op->owner, cqe->res);
+		e->ops->timer_done(op->owner, cqe->res);
 		break;
 	default:
 		__builtin_unreachable();
@@ -661,9 +693,9 @@ static unsigned reap(struct vfio_uring_engine *e)
 /* 1 done, 0 in progress, <0 failed (once nothing is in flight any more). */
 static int status(const struct vfio_uring_engine *e)
 {
-	if (e->failed)
+	if (vu_engine_failed(e))
 		return e->in_flight ? 0 : e->error;
-	if (e->finishing && e->in_flight == 0)
+	if (vu_engine_finishing(e) && e->in_flight == 0)
 		return 1;
 	return 0;
 }
@@ -681,11 +713,13 @@ static void describe_waits(const struct vfio_uring_engine *e, char *buf, size_t 
 	buf[0] = '\0';
 	for (unsigned i = 0; i < e->n_channels && listed < 4; i++) {
 		const struct vu_channel *chan = &e->channels[i];
+		const char *waits = chan->io.in_flight ? what[chan->io.kind]
+				    : e->ops->channel_waits ? e->ops->channel_waits(chan)
+							    : NULL;
 
-		if (chan->io.in_flight || chan->recv_state == VU_RECV_PARKED)
+		if (waits)
 			n += (size_t)snprintf(buf + n, n < size ? size - n : 0, "%schannel %u (%s)",
-					      listed++ ? ", " : "", i,
-					      chan->io.in_flight ? what[chan->io.kind] : "parked");
+					      listed++ ? ", " : "", i, waits);
 	}
 	for (unsigned i = 0; i < e->n_devices && listed < 4; i++) {
 		const struct vfio_uring_device *dev = e->devices[i];
@@ -704,16 +738,16 @@ static void describe_waits(const struct vfio_uring_engine *e, char *buf, size_t 
 /* Every device left waits for the caller's config_load_ready(): waiting is the caller's choice. */
 static bool only_caller_awaited(const struct vfio_uring_engine *e)
 {
-	return e->devices_active && e->waiting_for_caller == e->devices_active && !e->failed;
+	return e->devices_active && e->waiting_for_caller == e->devices_active && !vu_engine_failed(e);
 }
 
 static void check_progress(struct vfio_uring_engine *e, uint64_t now)
 {
 	uint64_t limit = (uint64_t)e->opts.progress_timeout_ms * 1000000u;
 
-	if (!limit || e->failed || e->finishing || only_caller_awaited(e))
+	if (!limit || e->state != VU_ENGINE_RUNNING || only_caller_awaited(e))
 		return;
-	if (e->opts.side == VFIO_URING_DESTINATION && !e->switchover)
+	if (e->ops->progress_expected && !e->ops->progress_expected(e))
 		return;
 	if (now - e->last_progress_ns >= limit) {
 		char waits[VU_MESSAGE_SIZE / 2];
@@ -740,7 +774,7 @@ int vfio_uring_engine_process(struct vfio_uring_engine *e)
 {
 	int ret;
 
-	if (!e || !e->started)
+	if (!e || !vu_engine_started(e))
 		return -EINVAL;
 	/* A few passes: completions that arrive inline during submit are handled at once. */
 	for (int pass = 0; pass < 4; pass++) {
@@ -758,7 +792,7 @@ int vfio_uring_engine_process(struct vfio_uring_engine *e)
 	}
 	check_progress(e, vu_now_ns());
 	ret = status(e);
-	if (ret == 0 && e->failed)
+	if (ret == 0 && vu_engine_failed(e))
 		return e->error; /* failed, still draining: report it, draining goes on */
 	return ret;
 }
@@ -768,7 +802,7 @@ int vfio_uring_engine_run(struct vfio_uring_engine *e, int timeout_ms)
 	uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : vu_now_ns() + (uint64_t)timeout_ms * 1000000u;
 	int ret;
 
-	if (!e || !e->started)
+	if (!e || !vu_engine_started(e))
 		return -EINVAL;
 	while ((ret = status(e)) == 0) {
 		uint64_t now = vu_now_ns(), wait_until = deadline;
@@ -776,7 +810,7 @@ int vfio_uring_engine_run(struct vfio_uring_engine *e, int timeout_ms)
 		struct io_uring_cqe *cqe;
 
 		check_progress(e, now);
-		if (e->opts.progress_timeout_ms && !e->failed && !e->finishing) {
+		if (e->opts.progress_timeout_ms && e->state == VU_ENGINE_RUNNING) {
 			uint64_t limit = e->last_progress_ns +
 					 (uint64_t)e->opts.progress_timeout_ms * 1000000u;
 
@@ -784,7 +818,7 @@ int vfio_uring_engine_run(struct vfio_uring_engine *e, int timeout_ms)
 				wait_until = limit;
 		}
 		if (now >= deadline) /* failed and still draining: the error is the answer */
-			return e->failed ? e->error : -ETIMEDOUT;
+			return vu_engine_failed(e) ? e->error : -ETIMEDOUT;
 		if (only_caller_awaited(e))
 			return -EAGAIN;
 		if (wait_until == UINT64_MAX) {
@@ -815,7 +849,7 @@ int vfio_uring_engine_cancel(struct vfio_uring_engine *e)
 {
 	if (!e)
 		return -EINVAL;
-	if (e->started && !e->finishing)
+	if (e->state == VU_ENGINE_RUNNING)
 		vu_engine_fail(e, NULL, NULL, VFIO_URING_REASON_CANCELLED, 0, "cancelled by the caller");
 	submit_queued(e);
 	return 0;
@@ -838,7 +872,7 @@ enum vfio_uring_reason vfio_uring_engine_reason(const struct vfio_uring_engine *
 /* Waits for every operation in flight, so no kernel write can land in freed memory. */
 static void drain(struct vfio_uring_engine *e)
 {
-	if (!e->ring_ready || !e->started)
+	if (!e->ring_ready || !vu_engine_started(e))
 		return;
 	if (e->in_flight)
 		cancel_all(e);
@@ -852,51 +886,20 @@ static void drain(struct vfio_uring_engine *e)
 	}
 }
 
-static void release_buffers(struct vfio_uring_engine *e)
-{
-	struct vu_buf *buf;
-
-	for (unsigned i = 0; i < e->n_devices; i++) {
-		struct vfio_uring_device *dev = e->devices[i];
-
-		if (dev->reading)
-			vu_pool_put(&e->pool, dev->reading);
-		if (dev->writing)
-			vu_pool_put(&e->pool, dev->writing);
-		if (dev->config)
-			vu_pool_put(&e->pool, dev->config);
-		dev->reading = dev->writing = dev->config = NULL;
-	}
-	for (unsigned i = 0; i < e->n_channels; i++) {
-		struct vu_channel *chan = &e->channels[i];
-
-		while ((buf = chan->send_head)) {
-			chan->send_head = buf->next;
-			vu_pool_put(&e->pool, buf);
-		}
-		if (chan->payload)
-			vu_pool_put(&e->pool, chan->payload);
-		chan->payload = NULL;
-	}
-	if (e->reorder.slots)
-		while ((buf = vu_reorder_take_any(&e->reorder)))
-			vu_pool_put(&e->pool, buf);
-}
-
 void vfio_uring_engine_destroy(struct vfio_uring_engine *e)
 {
 	if (!e)
 		return;
-	if (e->started && !e->failed && (e->in_flight || !e->finishing))
+	if (e->state == VU_ENGINE_RUNNING || (e->state == VU_ENGINE_FINISHING && e->in_flight))
 		vu_engine_fail(e, NULL, NULL, VFIO_URING_REASON_DESTROYED, 0,
 			       "engine destroyed during the transfer");
 	drain(e);
-	release_buffers(e);
+	e->ops->release_buffers(e);
 	/*
 	 * Nothing may be in flight and every buffer must be back: anything else is an accounting
 	 * bug (a buffer the kernel could still write, or a leak). The tests run with asserts on.
 	 */
-	assert(e->in_flight == 0 || !e->started);
+	assert(e->in_flight == 0 || !vu_engine_started(e));
 	assert(e->pool.buffers_in_use == 0);
 	vu_pool_destroy(&e->pool);
 	vu_reorder_destroy(&e->reorder);
@@ -912,10 +915,12 @@ void vfio_uring_engine_destroy(struct vfio_uring_engine *e)
 int vfio_uring_device_get_status(const struct vfio_uring_device *dev,
 				 struct vfio_uring_device_status *status, size_t size)
 {
+	const struct vu_side_ops *ops;
 	struct vfio_uring_device_status st;
 
 	if (!dev)
 		return -EINVAL;
+	ops = dev->engine->ops;
 	/*
 	 * A device failing while its read or write drains stays ACTIVE, with no error shown,
 	 * until it is FAILED: error set means "failed, and the engine is done with its fd".
@@ -927,7 +932,7 @@ int vfio_uring_device_get_status(const struct vfio_uring_device *dev,
 		.bytes = dev->bytes,
 		.data_bytes = dev->data_bytes,
 		.packets = dev->packets,
-		.packets_queued = dev->queued,
+		.packets_queued = ops->packets_queued ? ops->packets_queued(dev) : 0,
 		.reason = dev->state == VFIO_URING_DEVICE_FAILED ? dev->reason : VFIO_URING_REASON_NONE,
 	};
 	return copy_out(status, size, &st, sizeof(st));

@@ -1,12 +1,18 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Internal view of an engine: the structs every module shares, and the calls between the
- * engine core (engine.c), the source side (source.c) and the destination side
- * (destination.c).
+ * engine core (engine.c: the ring, the dispatcher, failure and teardown) and its side,
+ * source.c or destination.c, which the engine reaches only through its struct vu_side_ops.
+ *
+ * State machines: the engine (enum vu_engine_state), a device's public state (enum
+ * vfio_uring_device_state), what an ACTIVE device does on each side (enum vu_src_state,
+ * enum vu_dst_state) and a destination channel (enum vu_recv_state). Each changes in one
+ * function that asserts the transition against a table; all but the public device state
+ * (whose end the device_done and error probes report) fire a USDT probe (probes.h).
  *
  * Ownership: every in-flight io_uring operation is a `struct vu_op` embedded in the device
- * or channel that issued it; a CQE's user_data points at it and vu_engine_dispatch() routes
- * it by kind. A device has at most one operation in flight (a read of its data fd on the
+ * or channel that issued it; a CQE's user_data points at it and the engine's dispatch()
+ * routes it by kind to the side. A device has at most one operation in flight (a read of its data fd on the
  * source, a write on the destination: a data fd is a byte stream), and so has a channel
  * (a send on the source, a receive on the destination: a stream socket must not interleave).
  * So the engine never allocates per I/O: payload buffers come from the pool (pool.h).
@@ -17,6 +23,7 @@
 #include <liburing.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/queue.h>
 
 #include "vfio-uring.h"
 #include "pool.h"
@@ -39,13 +46,45 @@ struct vu_op {
 	void *owner;       /* struct vfio_uring_device *, struct vu_channel * or the engine */
 };
 
-/* Destination channel: what the next receive is for. */
+/*
+ * Destination channel: what the next receive is for; destination.c's set_recv_state() makes
+ * every transition: HANDSHAKE -> HEADER -> (PARKED ->) PAYLOAD -> HEADER ... -> CLOSED.
+ */
 enum vu_recv_state {
-	VU_RECV_HANDSHAKE, /* the 64-byte handshake, first on every channel */
+	VU_RECV_HANDSHAKE, /* (0: a new channel) the 64-byte handshake, first on every channel */
 	VU_RECV_HEADER,    /* a 276-byte device-state header and the 12-byte VFIO header behind it */
 	VU_RECV_PAYLOAD,   /* the packet's data (next_packet_size - 12 bytes) into a pool buffer */
 	VU_RECV_PARKED,    /* headers read, waiting for the pool to free room for the data */
 	VU_RECV_CLOSED,    /* the peer closed the channel at a packet boundary */
+};
+
+/*
+ * Source device, while ACTIVE: what it does now. source.c's set_src_state() makes every
+ * transition; the device's public state (DONE, FAILED) ends it wherever it is.
+ *   IDLE -> READING -> IDLE ...              a read per packet
+ *   IDLE -> WAIT_READ -> READING             no room for the next read yet
+ *   READING -> END_OF_STREAM (-> WAIT_CONFIG) -> SENDING
+ */
+enum vu_src_state {
+	VU_SRC_IDLE,          /* (0) its next step is a read, not started yet */
+	VU_SRC_READING,       /* a read of data_fd is in flight into dev->reading */
+	VU_SRC_WAIT_READ,     /* on the waiting list: the pool is at its cap, or the channels
+				 have enough packets ready to send (backpressure) */
+	VU_SRC_END_OF_STREAM, /* read() returned 0: the config packet is next */
+	VU_SRC_WAIT_CONFIG,   /* on the waiting list: the config packet waits for room */
+	VU_SRC_SENDING,       /* config packet queued: DONE once packets_unsent is 0 */
+};
+
+/*
+ * Destination device, while ACTIVE: what it does now. destination.c's set_dst_state() makes
+ * every transition: RECEIVING <-> WRITING, then RECEIVING (-> WAIT_CALLER, when its config
+ * load waits for the caller) -> LOADING; the config loaded, it is DONE.
+ */
+enum vu_dst_state {
+	VU_DST_RECEIVING,   /* (0) its next packet is not here, or switchover has not started */
+	VU_DST_WRITING,     /* a write of data_fd is in flight from dev->writing */
+	VU_DST_WAIT_CALLER, /* all written, config here: waits for config_load_ready() */
+	VU_DST_LOADING,     /* its load_config callback runs: DONE or FAILED next */
 };
 
 struct vu_channel {
@@ -55,27 +94,35 @@ struct vu_channel {
 	struct vu_op io;
 	struct vfio_uring_channel_stats stats;
 
-	/* source: packets waiting to be sent, in order; the head is being sent */
-	struct vu_buf *send_head, *send_tail;
-	uint64_t outstanding;    /* bytes queued or in flight: picks the least loaded channel */
-	size_t send_offset;      /* bytes of the head (or handshake) already sent */
-	bool handshake_pending;  /* the handshake goes out before any packet */
-	bool paced;              /* its next packet waits for the bandwidth cap */
-	uint8_t handshake[VU_WIRE_HANDSHAKE_SIZE];
+	uint8_t handshake[VU_WIRE_HANDSHAKE_SIZE]; /* sent first (source), received first */
 
-	/* destination */
-	enum vu_recv_state recv_state;
-	size_t received;         /* bytes of the current structure received so far */
-	/*
-	 * Both headers are received together, so the device and idx of a packet are known
-	 * before a buffer is taken for its data: see vu_destination's memory policy.
-	 */
-	uint8_t header[VU_WIRE_PACKET_OVERHEAD];
-	struct vu_wire_header hdr;          /* the decoded headers of the packet being read */
-	struct vu_wire_vfio_header vh;
-	struct vfio_uring_device *target;   /* ... and the device it is for */
-	struct vu_buf *payload;             /* its data */
-	struct vu_channel *next_parked;
+	/* Each side's own part: only source.c, or only destination.c, touches one. */
+	union {
+		struct { /* source */
+			/* packets waiting to be sent, in order; the first is being sent */
+			STAILQ_HEAD(, vu_buf) send_queue;
+			uint64_t outstanding;    /* bytes queued or in flight (least_loaded_channel) */
+			size_t send_offset;      /* bytes of the head (or handshake) already sent */
+			bool handshake_pending;  /* the handshake goes out before any packet */
+			bool paced;              /* its next packet waits for the bandwidth cap */
+		};
+
+		struct { /* destination */
+			enum vu_recv_state recv_state;
+			size_t received;         /* bytes of the current structure received so far */
+			/*
+			 * Both headers are received together, so the device and idx of a
+			 * packet are known before a buffer is taken for its data: see the
+			 * memory policy in destination.c.
+			 */
+			uint8_t header[VU_WIRE_PACKET_OVERHEAD];
+			struct vu_wire_header hdr;          /* the decoded headers of the packet being read */
+			struct vu_wire_vfio_header vh;
+			struct vfio_uring_device *target;   /* ... and the device it is for */
+			struct vu_buf *payload;             /* its data */
+			TAILQ_ENTRY(vu_channel) parked_link; /* on the engine's parked channels */
+		};
+	};
 };
 
 struct vfio_uring_device {
@@ -99,37 +146,54 @@ struct vfio_uring_device {
 	struct vu_op io;
 	bool fail_pending;           /* failed, reported once io has completed */
 
-	/* source */
-	struct vu_buf *reading;      /* the buffer a read is filling */
-	uint64_t read_issued_ns;     /* when that read was issued */
-	bool reads_fast;             /* its last read completed as fast as a memory copy */
-	uint32_t next_idx;           /* idx of the next packet */
-	bool end_of_stream;          /* read() returned 0: only the config packet is left */
-	bool config_saved;           /* save_config() was called (once) */
-	bool config_queued;
-	const void *config_blob;
-	size_t config_len;
-	unsigned packets_unsent;     /* packets queued on channels or being sent */
-	struct vu_channel *last_channel; /* where its previous packet went */
-	bool waiting_for_buffer;
-	struct vfio_uring_device *next_waiting;
+	/* Each side's own part: only source.c, or only destination.c, touches one. */
+	union {
+		struct { /* source */
+			enum vu_src_state src_state;
+			struct vu_buf *reading;      /* the buffer a read is filling */
+			uint64_t read_issued_ns;     /* when that read was issued */
+			bool reads_fast;             /* its last read completed as fast as a memory copy */
+			uint32_t next_idx;           /* idx of the next packet */
+			bool config_saved;           /* save_config() was called (once): config_blob is its */
+			const void *config_blob;
+			size_t config_len;
+			unsigned packets_unsent;     /* packets queued on channels or being sent */
+			struct vu_channel *last_channel; /* where its previous packet went */
+			STAILQ_ENTRY(vfio_uring_device) waiting_link; /* on the engine's waiting devices */
+		};
 
-	/* destination */
-	uint32_t next_write_idx;     /* the packet to write next */
-	uint32_t next_missing_idx;   /* the lowest idx not received yet: all below are here or written */
-	uint64_t data_idx_end;       /* 1 + the highest data idx received (0: none) */
-	uint32_t config_idx;         /* the config packet's idx, UINT32_MAX until it arrives */
-	struct vu_buf *config;       /* the config packet, held until its turn */
-	struct vu_buf *writing;      /* the packet being written */
-	size_t write_offset;         /* bytes of it already written */
-	unsigned queued;             /* packets received, waiting for their turn */
-	bool config_load_waits;      /* VFIO_URING_DEVICE_F_CONFIG_LOAD_WAITS */
-	bool config_load_ready;      /* ... and the caller said the config may be loaded */
-	bool waiting_for_caller;     /* all in, only the caller's config_load_ready is missing */
+		struct { /* destination */
+			enum vu_dst_state dst_state;
+			uint32_t next_write_idx;     /* the packet to write next */
+			uint32_t next_missing_idx;   /* lowest idx not here: all below are here or written */
+			uint64_t data_idx_end;       /* 1 + the highest data idx received (0: none) */
+			uint32_t config_idx;         /* the config packet's idx, UINT32_MAX until it arrives */
+			struct vu_buf *config;       /* the config packet, held until its turn */
+			struct vu_buf *writing;      /* the packet being written */
+			size_t write_offset;         /* bytes of it already written */
+			unsigned queued;             /* packets received, waiting for their turn */
+			bool config_load_waits;      /* VFIO_URING_DEVICE_F_CONFIG_LOAD_WAITS */
+			bool config_load_ready;      /* ... and the caller said the config may be loaded */
+		};
+	};
+};
+
+/*
+ * The engine's lifecycle; vu_engine_set_state() makes every transition:
+ *   CREATED -> RUNNING -> FINISHING
+ *                  \          \
+ *                   -> FAILED <-
+ */
+enum vu_engine_state {
+	VU_ENGINE_CREATED,     /* (0: a new engine) channels and devices may be added; nothing in flight */
+	VU_ENGINE_RUNNING,     /* started: devices are moving their state */
+	VU_ENGINE_FINISHING,   /* every multifd device DONE: waiting for the last operations */
+	VU_ENGINE_FAILED,      /* the first error is recorded; what is in flight drains */
 };
 
 struct vfio_uring_engine {
 	struct vfio_uring_engine_opts opts;
+	const struct vu_side_ops *ops; /* by opts.side */
 	struct io_uring ring;
 	bool ring_ready;
 	unsigned ring_flags;         /* the setup flags the kernel accepted */
@@ -143,10 +207,8 @@ struct vfio_uring_engine {
 	struct vu_pool pool;
 	struct vu_reorder reorder;
 
-	bool started;
+	enum vu_engine_state state;
 	bool switchover;             /* destination: switchover_start() was called */
-	bool finishing;              /* every device done: waiting for the last operations */
-	bool failed;
 	int error;
 	enum vfio_uring_reason reason;
 	char message[VU_MESSAGE_SIZE];
@@ -170,16 +232,35 @@ struct vfio_uring_engine {
 	uint64_t channel_ids_seen[VFIO_URING_MAX_CHANNELS / 64]; /* destination: accepted ids */
 
 	/* Waiters for pool space, woken in FIFO order when a buffer comes back. */
-	struct vfio_uring_device *waiting_head, *waiting_tail; /* source devices */
-	struct vu_channel *parked_head, *parked_tail;           /* destination channels */
-	unsigned parked;                                        /* how many are parked */
+	STAILQ_HEAD(, vfio_uring_device) waiting; /* source devices (WAIT_READ, WAIT_CONFIG) */
+	TAILQ_HEAD(, vu_channel) parked_channels; /* destination channels (VU_RECV_PARKED) */
+	unsigned parked;                          /* how many are parked */
 
 	uint64_t ring_enters, completions;
 	uint64_t last_progress_ns;
 };
 
+/* Started: RUNNING, FINISHING or FAILED. */
+static inline bool vu_engine_started(const struct vfio_uring_engine *e)
+{
+	return e->state != VU_ENGINE_CREATED;
+}
+
+/* FAILED: handlers only let what is in flight drain; teardown frees the buffers. */
+static inline bool vu_engine_failed(const struct vfio_uring_engine *e)
+{
+	return e->state == VU_ENGINE_FAILED;
+}
+
+static inline bool vu_engine_finishing(const struct vfio_uring_engine *e)
+{
+	return e->state == VU_ENGINE_FINISHING;
+}
+
 /* engine.c */
 uint64_t vu_now_ns(void);
+/* The one way the engine's state changes: asserts the transition, fires engine_state. */
+void vu_engine_set_state(struct vfio_uring_engine *e, enum vu_engine_state state);
 /*
  * Reads a caller's device options (of opts->size bytes, vfio-uring.h "ABI") into *o over
  * the defaults: 0, -EINVAL (NULL, size below data_fd or too big) or -E2BIG.
@@ -201,21 +282,41 @@ void vu_engine_fail(struct vfio_uring_engine *e, struct vfio_uring_device *dev,
 void vu_device_done(struct vfio_uring_device *dev);
 const char *vu_side_name(const struct vfio_uring_engine *e);
 
+/*
+ * A side's half of the engine (source.c, destination.c), chosen at create: engine.c runs the
+ * ring, dispatches completions to these, and handles failure and teardown.
+ */
+struct vu_side_ops {
+	uint8_t device_op;  /* enum vu_op_kind of a device's I/O */
+	uint8_t channel_op; /* ... and of a channel's */
+	/* Every ACTIVE device and every channel is set up: issue the first operations. 0 or <0. */
+	int (*start)(struct vfio_uring_engine *e);
+	void (*device_io_done)(struct vfio_uring_device *dev, int res);
+	void (*channel_io_done)(struct vu_channel *chan, int res);
+	void (*timer_done)(struct vfio_uring_engine *e, int res); /* VU_OP_PACE_TIMER */
+	/* switchover_start() was called on a running engine (NULL: the side has none). */
+	void (*switchover)(struct vfio_uring_engine *e);
+	/* Every device DONE: what is still in flight carries nothing (NULL: nothing to do). */
+	void (*finish)(struct vfio_uring_engine *e);
+	/* The device is DONE or FAILED now, before its done callback (NULL: nothing to do). */
+	void (*device_stopped)(struct vfio_uring_device *dev);
+	/* For its status: packets received and waiting for their turn (NULL: none). */
+	unsigned (*packets_queued)(const struct vfio_uring_device *dev);
+	/* Teardown, nothing in flight: returns every buffer the side holds to the pool. */
+	void (*release_buffers)(struct vfio_uring_engine *e);
+	/* Whether the progress timeout runs now (NULL: always while running). */
+	bool (*progress_expected)(const struct vfio_uring_engine *e);
+	/* What a channel with nothing in flight waits for, for a timeout message; NULL: nothing. */
+	const char *(*channel_waits)(const struct vu_channel *chan);
+};
+
 /* source.c */
-int vu_source_start(struct vfio_uring_engine *e);
-void vu_source_read_done(struct vfio_uring_device *dev, int res);
-void vu_source_send_done(struct vu_channel *chan, int res);
-void vu_source_pace_timer_done(struct vfio_uring_engine *e, int res);
+extern const struct vu_side_ops vu_source_ops;
 void vu_source_set_rate_limit(struct vfio_uring_engine *e, uint64_t bytes_per_second);
 
 /* destination.c */
-int vu_destination_start(struct vfio_uring_engine *e);
-void vu_destination_switchover(struct vfio_uring_engine *e);
-void vu_destination_recv_done(struct vu_channel *chan, int res);
-void vu_destination_write_done(struct vfio_uring_device *dev, int res);
+extern const struct vu_side_ops vu_destination_ops;
 /* The caller lets the device's config load: 0, or the device's error when it FAILED. */
 int vu_destination_config_load_ready(struct vfio_uring_device *dev);
-/* Every device done: a receive completing now must carry nothing. */
-void vu_destination_finish(struct vfio_uring_engine *e);
 
 #endif /* VFIO_URING_ENGINE_H */

@@ -14,11 +14,13 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/queue.h>
 
 struct vfio_uring_device;
 
 struct vu_buf {
-	struct vu_buf *next;            /* free list, send queue or reorder chain */
+	struct vu_buf *next;            /* its class's free list */
+	STAILQ_ENTRY(vu_buf) send_link; /* source: its channel's send queue */
 	uint8_t *data;
 	size_t capacity;                /* the class size: what the cap is charged */
 	size_t len;                     /* bytes in use */

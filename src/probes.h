@@ -13,13 +13,18 @@
  *   config_loaded(idstr, instance_id, config_len)
  *   device_done(side, idstr, instance_id, bytes, elapsed_ns)
  *   error(side, idstr, instance_id, errno, message)
+ *   engine_state(side, from, to)                   the engine's lifecycle (enum vu_engine_state)
+ *   channel_state(side, channel, from, to)         destination, a channel's enum vu_recv_state
+ *   device_state(side, idstr, instance_id, from, to)  an ACTIVE device's enum vu_src_state
+ *                                                  (source) or enum vu_dst_state (destination)
  *
  * bytes = 12-byte VFIO header + data (QEMU's vfio.transferred, and the library's device
  * counter); a packet puts 276 + bytes on its channel; queued = the device's packets
  * waiting after this one arrived (reorder depth); wait_ns = time from the packet's arrival
  * to the end of its write; side = 1 source, 2 destination (enum vfio_uring_side: an
  * integer, because a string in a page the process never touched reads as "" from BPF);
- * idstr is "" in error() when no device is concerned.
+ * idstr is "" in error() when no device is concerned. The *_state probes fire on every
+ * transition of a state machine in src/engine.h, from and to being its enum's values.
  *
  * At most six arguments per probe: bpftrace reads arg0..arg5 only on x86_64.
  */

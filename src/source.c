@@ -14,21 +14,43 @@
  * produced the next piece, so reading devices one after another would cost the sum of their
  * times instead of the longest. Each such device keeps one read in flight whenever the pool
  * has room and the sockets are not backed up. Devices whose reads complete as fast as a
- * memory copy share a small window instead (see vu_source_start).
+ * memory copy share a small window instead (see source_start).
  *
- * Device states while ACTIVE (one of):
- *   reading            dev->io in flight, dev->reading is the buffer
- *   waiting            dev->waiting_for_buffer: the pool is at its cap, or the channels
- *                      have enough packets ready to send (backpressure)
- *   sending            end_of_stream && config_queued: packets_unsent packets on channels
- * A device is DONE when its config packet and every data packet have been sent.
+ * What an ACTIVE device does is its enum vu_src_state (engine.h), changed only by
+ * set_src_state(). A device is DONE when its config packet and every data packet have been
+ * sent.
  */
+#include <assert.h>
 #include <errno.h>
 #include <string.h>
 #include <sys/socket.h>
 
 #include "engine.h"
 #include "probes.h"
+
+/* A source device's legal transitions (enum vu_src_state): a bit per target state. */
+static const unsigned src_transitions[] = {
+	[VU_SRC_IDLE] = 1u << VU_SRC_READING | 1u << VU_SRC_WAIT_READ,
+	[VU_SRC_READING] = 1u << VU_SRC_IDLE | 1u << VU_SRC_END_OF_STREAM,
+	[VU_SRC_WAIT_READ] = 1u << VU_SRC_READING,
+	[VU_SRC_END_OF_STREAM] = 1u << VU_SRC_WAIT_CONFIG | 1u << VU_SRC_SENDING,
+	[VU_SRC_WAIT_CONFIG] = 1u << VU_SRC_SENDING,
+	[VU_SRC_SENDING] = 0,
+};
+
+/* The one way a source device's state changes: asserts the transition, fires device_state. */
+static void set_src_state(struct vfio_uring_device *dev, enum vu_src_state state)
+{
+	assert(src_transitions[dev->src_state] & (1u << state));
+	VU_PROBE(device_state, (int)VFIO_URING_SOURCE, dev->idstr, dev->instance_id,
+		 (int)dev->src_state, (int)state);
+	dev->src_state = state;
+}
+
+static bool waiting_for_buffer(const struct vfio_uring_device *dev)
+{
+	return dev->src_state == VU_SRC_WAIT_READ || dev->src_state == VU_SRC_WAIT_CONFIG;
+}
 
 static void arm_pace_timer(struct vfio_uring_engine *e, uint64_t now)
 {
@@ -79,14 +101,14 @@ static void channel_kick(struct vu_channel *chan)
 	const uint8_t *data;
 	size_t len;
 
-	if (chan->io.in_flight || e->failed)
+	if (chan->io.in_flight || vu_engine_failed(e))
 		return;
 	if (chan->handshake_pending) {
 		data = chan->handshake;
 		len = sizeof(chan->handshake);
-	} else if (chan->send_head) {
-		data = chan->send_head->data;
-		len = chan->send_head->len;
+	} else if (!STAILQ_EMPTY(&chan->send_queue)) {
+		data = STAILQ_FIRST(&chan->send_queue)->data;
+		len = STAILQ_FIRST(&chan->send_queue)->len;
 		if (chan->send_offset == 0 && !pace(chan, len))
 			return; /* the pace timer kicks it */
 	} else {
@@ -132,12 +154,7 @@ static void queue_packet(struct vfio_uring_device *dev, struct vu_buf *buf)
 	struct vu_channel *chan = least_loaded_channel(dev);
 
 	buf->dev = dev;
-	buf->next = NULL;
-	if (chan->send_tail)
-		chan->send_tail->next = buf;
-	else
-		chan->send_head = buf;
-	chan->send_tail = buf;
+	STAILQ_INSERT_TAIL(&chan->send_queue, buf, send_link);
 	chan->outstanding += buf->len;
 	dev->engine->src_ready += buf->len;
 	dev->packets_unsent++;
@@ -172,7 +189,7 @@ static bool queue_config(struct vfio_uring_device *dev)
 		if (dev->save_config) {
 			int ret = dev->save_config(dev->opaque, &dev->config_blob, &dev->config_len);
 
-			if (e->failed)
+			if (vu_engine_failed(e))
 				return true; /* the callback cancelled the migration */
 			if (ret < 0 || (dev->config_len && !dev->config_blob)) {
 				ret = ret < 0 ? ret : -EINVAL;
@@ -201,7 +218,7 @@ static bool queue_config(struct vfio_uring_device *dev)
 	buf->len = size;
 	buf->idx = dev->next_idx;
 	buf->flags = VU_WIRE_VFIO_FLAG_CONFIG_STATE;
-	dev->config_queued = true;
+	set_src_state(dev, VU_SRC_SENDING);
 	queue_packet(dev, buf);
 	return true;
 }
@@ -211,10 +228,10 @@ static bool device_step(struct vfio_uring_device *dev)
 {
 	struct vfio_uring_engine *e = dev->engine;
 
-	if (e->failed || dev->state != VFIO_URING_DEVICE_ACTIVE || dev->io.in_flight ||
-	    dev->config_queued)
+	if (vu_engine_failed(e) || dev->state != VFIO_URING_DEVICE_ACTIVE ||
+	    dev->src_state == VU_SRC_READING || dev->src_state == VU_SRC_SENDING)
 		return true;
-	if (dev->end_of_stream)
+	if (dev->src_state == VU_SRC_END_OF_STREAM || dev->src_state == VU_SRC_WAIT_CONFIG)
 		return queue_config(dev);
 	if (e->src_ready + (dev->reads_fast ? e->src_reading_fast : 0) + VU_WIRE_PACKET_OVERHEAD +
 		    e->read_size > e->src_ready_limit)
@@ -224,6 +241,7 @@ static bool device_step(struct vfio_uring_device *dev)
 		return false;
 	if (dev->reads_fast)
 		e->src_reading_fast += dev->reading->capacity;
+	set_src_state(dev, VU_SRC_READING);
 	issue_read(dev);
 	return true;
 }
@@ -232,13 +250,9 @@ static void wait_for_buffer(struct vfio_uring_device *dev)
 {
 	struct vfio_uring_engine *e = dev->engine;
 
-	dev->waiting_for_buffer = true;
-	dev->next_waiting = NULL;
-	if (e->waiting_tail)
-		e->waiting_tail->next_waiting = dev;
-	else
-		e->waiting_head = dev;
-	e->waiting_tail = dev;
+	set_src_state(dev, dev->src_state == VU_SRC_END_OF_STREAM ? VU_SRC_WAIT_CONFIG
+								   : VU_SRC_WAIT_READ);
+	STAILQ_INSERT_TAIL(&e->waiting, dev, waiting_link);
 }
 
 /* Serves waiting devices in arrival order while the pool has room: fair under backpressure. */
@@ -246,15 +260,10 @@ static void serve_waiting_devices(struct vfio_uring_engine *e)
 {
 	struct vfio_uring_device *dev;
 
-	while ((dev = e->waiting_head)) {
-		dev->waiting_for_buffer = false;
-		if (!device_step(dev)) {
-			dev->waiting_for_buffer = true;
+	while ((dev = STAILQ_FIRST(&e->waiting))) {
+		if (!device_step(dev))
 			return;
-		}
-		e->waiting_head = dev->next_waiting;
-		if (!e->waiting_head)
-			e->waiting_tail = NULL;
+		STAILQ_REMOVE_HEAD(&e->waiting, waiting_link);
 	}
 }
 
@@ -262,8 +271,8 @@ static void device_pump(struct vfio_uring_device *dev)
 {
 	struct vfio_uring_engine *e = dev->engine;
 
-	if (e->waiting_head) { /* others wait for space already: queue behind them */
-		if (!dev->waiting_for_buffer)
+	if (!STAILQ_EMPTY(&e->waiting)) { /* others wait for space already: queue behind them */
+		if (!waiting_for_buffer(dev))
 			wait_for_buffer(dev);
 		serve_waiting_devices(e);
 		return;
@@ -303,7 +312,7 @@ static bool read_was_fast(const struct vfio_uring_device *dev, int res)
 	return took <= (uint64_t)res + 50000u; /* 1 ns per byte, plus 50 us for the round trip */
 }
 
-int vu_source_start(struct vfio_uring_engine *e)
+static int source_start(struct vfio_uring_engine *e)
 {
 	e->read_size = read_size(e);
 	/*
@@ -326,6 +335,7 @@ int vu_source_start(struct vfio_uring_engine *e)
 	for (unsigned i = 0; i < e->n_channels; i++) {
 		struct vu_channel *chan = &e->channels[i];
 
+		STAILQ_INIT(&chan->send_queue); /* here: add_channel() moves the channels */
 		vu_wire_encode_handshake(chan->handshake, e->opts.uuid, (uint8_t)i);
 		chan->handshake_pending = true;
 		channel_kick(chan);
@@ -336,14 +346,14 @@ int vu_source_start(struct vfio_uring_engine *e)
 	return 0;
 }
 
-void vu_source_read_done(struct vfio_uring_device *dev, int res)
+static void read_done(struct vfio_uring_device *dev, int res)
 {
 	struct vfio_uring_engine *e = dev->engine;
 	struct vu_buf *buf = dev->reading;
 
 	if (res > 0) /* counted even after a failure: the fd has moved by that much */
 		dev->data_bytes += (uint64_t)res;
-	if (e->failed)
+	if (vu_engine_failed(e))
 		return; /* teardown returns dev->reading to the pool */
 	if (res == -EINTR || res == -EAGAIN) {
 		issue_read(dev);
@@ -360,7 +370,7 @@ void vu_source_read_done(struct vfio_uring_device *dev, int res)
 	dev->reads_fast = read_was_fast(dev, res);
 	if (res == 0) {
 		vu_pool_put(&e->pool, buf);
-		dev->end_of_stream = true;
+		set_src_state(dev, VU_SRC_END_OF_STREAM);
 		device_pump(dev);
 		return;
 	}
@@ -375,6 +385,7 @@ void vu_source_read_done(struct vfio_uring_device *dev, int res)
 	vu_wire_encode_vfio_header(buf->data + VU_WIRE_HEADER_SIZE, dev->next_idx, 0);
 	buf->len = VU_WIRE_PACKET_OVERHEAD + (size_t)res;
 	buf->idx = dev->next_idx++;
+	set_src_state(dev, VU_SRC_IDLE);
 	queue_packet(dev, buf);
 	device_pump(dev);
 }
@@ -391,10 +402,10 @@ static void kick_paced_channels(struct vfio_uring_engine *e)
 	}
 }
 
-void vu_source_pace_timer_done(struct vfio_uring_engine *e, int res)
+static void pace_timer_done(struct vfio_uring_engine *e, int res)
 {
 	(void)res; /* -ETIME when it expired, -ECANCELED when the cap changed: the same next step */
-	if (!e->failed)
+	if (!vu_engine_failed(e))
 		kick_paced_channels(e);
 }
 
@@ -407,7 +418,7 @@ void vu_source_set_rate_limit(struct vfio_uring_engine *e, uint64_t bytes_per_se
 	/* The old rate's debt is forgiven: the new one applies from the next packet on. */
 	if (e->pace_ns > now)
 		e->pace_ns = now;
-	if (!e->pace_timer.in_flight || e->failed)
+	if (!e->pace_timer.in_flight || vu_engine_failed(e))
 		return;
 	/* Wake the waiting channels now rather than at a time computed for the old rate. */
 	sqe = vu_engine_get_sqe(e);
@@ -415,14 +426,14 @@ void vu_source_set_rate_limit(struct vfio_uring_engine *e, uint64_t bytes_per_se
 	io_uring_sqe_set_data(sqe, NULL);
 }
 
-void vu_source_send_done(struct vu_channel *chan, int res)
+static void send_done(struct vu_channel *chan, int res)
 {
 	struct vfio_uring_engine *e = chan->engine;
 	struct vfio_uring_device *dev;
 	struct vu_buf *buf;
 	size_t len;
 
-	if (e->failed)
+	if (vu_engine_failed(e))
 		return; /* teardown returns the queued buffers */
 	if (res == -EINTR || res == -EAGAIN) {
 		channel_kick(chan);
@@ -436,7 +447,7 @@ void vu_source_send_done(struct vu_channel *chan, int res)
 	}
 	chan->send_offset += (size_t)res;
 	chan->stats.wire_bytes += (uint64_t)res;
-	len = chan->handshake_pending ? sizeof(chan->handshake) : chan->send_head->len;
+	len = chan->handshake_pending ? sizeof(chan->handshake) : STAILQ_FIRST(&chan->send_queue)->len;
 	if (chan->send_offset < len) { /* a short send: the rest follows, in order */
 		channel_kick(chan);
 		return;
@@ -448,10 +459,8 @@ void vu_source_send_done(struct vu_channel *chan, int res)
 		channel_kick(chan);
 		return;
 	}
-	buf = chan->send_head;
-	chan->send_head = buf->next;
-	if (!chan->send_head)
-		chan->send_tail = NULL;
+	buf = STAILQ_FIRST(&chan->send_queue);
+	STAILQ_REMOVE_HEAD(&chan->send_queue, send_link);
 	chan->outstanding -= buf->len;
 	e->src_ready -= buf->len;
 	chan->stats.packets++;
@@ -463,7 +472,38 @@ void vu_source_send_done(struct vu_channel *chan, int res)
 		 chan->index);
 	vu_pool_put(&e->pool, buf);
 	channel_kick(chan);
-	if (dev->config_queued && dev->packets_unsent == 0)
+	if (dev->src_state == VU_SRC_SENDING && dev->packets_unsent == 0)
 		vu_device_done(dev);
 	serve_waiting_devices(e);
 }
+
+static void release_buffers(struct vfio_uring_engine *e)
+{
+	struct vu_buf *buf;
+
+	for (unsigned i = 0; i < e->n_devices; i++) {
+		struct vfio_uring_device *dev = e->devices[i];
+
+		if (dev->reading)
+			vu_pool_put(&e->pool, dev->reading);
+		dev->reading = NULL;
+	}
+	for (unsigned i = 0; i < e->n_channels; i++) {
+		struct vu_channel *chan = &e->channels[i];
+
+		while ((buf = STAILQ_FIRST(&chan->send_queue))) {
+			STAILQ_REMOVE_HEAD(&chan->send_queue, send_link);
+			vu_pool_put(&e->pool, buf);
+		}
+	}
+}
+
+const struct vu_side_ops vu_source_ops = {
+	.device_op = VU_OP_DEVICE_READ,
+	.channel_op = VU_OP_CHANNEL_SEND,
+	.start = source_start,
+	.device_io_done = read_done,
+	.channel_io_done = send_done,
+	.timer_done = pace_timer_done,
+	.release_buffers = release_buffers,
+};
