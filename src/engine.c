@@ -434,12 +434,27 @@ int vfio_uring_engine_start(struct vfio_uring_engine *e)
  * before it returns: a caller sleeping in poll() on the ring fd would otherwise wait for
  * completions of operations the kernel has never seen.
  */
+static void enter_failed(struct vfio_uring_engine *e, int ret)
+{
+	if (ret == -EEXIST && (e->ring_flags & IORING_SETUP_SINGLE_ISSUER))
+		vu_engine_fail(e, NULL, NULL, VFIO_URING_REASON_RING_ENTER, ret,
+			       "io_uring_enter failed: called from a thread other than the one that "
+			       "started the engine (the ring is SINGLE_ISSUER)");
+	else
+		vu_engine_fail(e, NULL, NULL, VFIO_URING_REASON_RING_ENTER, ret,
+			       "io_uring_enter failed: %s", strerror(-ret));
+}
+
 static void submit_queued(struct vfio_uring_engine *e)
 {
-	if (vu_engine_started(e) && io_uring_sq_ready(&e->ring)) {
-		io_uring_submit(&e->ring);
-		e->ring_enters++;
-	}
+	int ret;
+
+	if (!vu_engine_started(e) || !io_uring_sq_ready(&e->ring))
+		return;
+	ret = io_uring_submit(&e->ring);
+	e->ring_enters++;
+	if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY)
+		enter_failed(e, ret); /* e.g. -EEXIST: called from a thread that is not the issuer */
 }
 
 int vfio_uring_device_config_load_ready(struct vfio_uring_device *dev)
@@ -759,16 +774,6 @@ static void check_progress(struct vfio_uring_engine *e, uint64_t now)
 	}
 }
 
-static void enter_failed(struct vfio_uring_engine *e, int ret)
-{
-	if (ret == -EEXIST && (e->ring_flags & IORING_SETUP_SINGLE_ISSUER))
-		vu_engine_fail(e, NULL, NULL, VFIO_URING_REASON_RING_ENTER, ret,
-			       "io_uring_enter failed: called from a thread other than the one that "
-			       "started the engine (the ring is SINGLE_ISSUER)");
-	else
-		vu_engine_fail(e, NULL, NULL, VFIO_URING_REASON_RING_ENTER, ret,
-			       "io_uring_enter failed: %s", strerror(-ret));
-}
 
 int vfio_uring_engine_process(struct vfio_uring_engine *e)
 {

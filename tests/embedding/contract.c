@@ -355,7 +355,8 @@ static void destroy_reports_devices(void)
 }
 
 /* Source done, every packet queued at the destination before its switchover. */
-static void queue_everything_before_switchover(struct pair *p)
+/* The source has sent everything and the destination holds it, waiting for switchover. */
+static void queue_everything(struct pair *p)
 {
 	static const unsigned mib[] = { 1 };
 	struct vfio_uring_engine_stats st = { 0 };
@@ -368,6 +369,11 @@ static void queue_everything_before_switchover(struct pair *p)
 	}
 	CHECK(p->result[SRC] == 1 && st.packets == 2, "source %d, %llu packets queued",
 	      p->result[SRC], (unsigned long long)st.packets);
+}
+
+static void queue_everything_before_switchover(struct pair *p)
+{
+	queue_everything(p);
 	CHECK(vfio_uring_engine_switchover_start(p->e[DST]) == 0, "switchover_start");
 }
 
@@ -433,8 +439,11 @@ static void wrong_thread(void)
 		printf("SKIP: kernel %s has no IORING_SETUP_SINGLE_ISSUER (6.0)\n", u.release);
 		exit(77);
 	}
-	/* switchover_start() has queued the first writes: the other thread's process() submits */
-	queue_everything_before_switchover(&p);
+	/*
+	 * The other thread starts the switchover: the writes it queues must be submitted at
+	 * once, from that thread, which the kernel refuses.
+	 */
+	queue_everything(&p);
 	other_thread_engine = p.e[DST];
 	if (pthread_create(&t, NULL, other_thread, NULL) != 0) {
 		perror("pthread_create");
