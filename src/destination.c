@@ -261,6 +261,7 @@ static bool take_payload_buffer(struct vu_channel *chan)
 		return false;
 	buf->len = len;
 	buf->dev = dev;
+	buf->dev_index = dev->index;
 	buf->idx = chan->vh.idx;
 	buf->flags = chan->vh.flags;
 	chan->payload = buf;

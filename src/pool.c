@@ -83,6 +83,7 @@ struct vu_buf *vu_pool_get(struct vu_pool *pool, size_t len)
 	buf->next = NULL;
 	buf->len = 0;
 	buf->dev = NULL;
+	buf->dev_index = 0;
 	buf->idx = 0;
 	buf->flags = 0;
 	buf->arrival_ns = 0;

@@ -26,6 +26,7 @@ struct vu_buf {
 	size_t len;                     /* bytes in use */
 	/* what the packet is, while it is one */
 	struct vfio_uring_device *dev;
+	unsigned dev_index;             /* dev's index: the reorder table's key, with idx */
 	uint32_t idx;
 	uint32_t flags;
 	uint64_t arrival_ns;            /* destination: when it was received */

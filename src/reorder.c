@@ -4,7 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#include "engine.h"
+#include "pool.h"
 
 static size_t hash(unsigned dev_index, uint32_t idx)
 {
@@ -18,7 +18,7 @@ static size_t hash(unsigned dev_index, uint32_t idx)
 
 static bool matches(const struct vu_buf *buf, unsigned dev_index, uint32_t idx)
 {
-	return buf->idx == idx && buf->dev->index == dev_index;
+	return buf->idx == idx && buf->dev_index == dev_index;
 }
 
 int vu_reorder_init(struct vu_reorder *r, size_t max_entries)
@@ -42,12 +42,12 @@ void vu_reorder_destroy(struct vu_reorder *r)
 
 int vu_reorder_insert(struct vu_reorder *r, struct vu_buf *buf)
 {
-	size_t i = hash(buf->dev->index, buf->idx) & r->mask;
+	size_t i = hash(buf->dev_index, buf->idx) & r->mask;
 
 	if (r->count >= r->mask / 2 + 1)
 		return -ENOSPC;
 	for (; r->slots[i]; i = (i + 1) & r->mask)
-		if (matches(r->slots[i], buf->dev->index, buf->idx))
+		if (matches(r->slots[i], buf->dev_index, buf->idx))
 			return -EEXIST;
 	r->slots[i] = buf;
 	r->count++;
@@ -67,7 +67,7 @@ static void remove_at(struct vu_reorder *r, size_t hole)
 		i = (i + 1) & r->mask;
 		if (!r->slots[i])
 			return;
-		home = hash(r->slots[i]->dev->index, r->slots[i]->idx) & r->mask;
+		home = hash(r->slots[i]->dev_index, r->slots[i]->idx) & r->mask;
 		/* Move the entry back unless its home lies cyclically in (hole, i]. */
 		if (((i - home) & r->mask) >= ((i - hole) & r->mask)) {
 			r->slots[hole] = r->slots[i];

@@ -64,6 +64,7 @@ static void test_reorder(void)
 	CHECK(vu_reorder_init(&r, DEVICES * PER_DEVICE) == 0, "init");
 	for (unsigned i = 0; i < DEVICES * PER_DEVICE; i++) {
 		bufs[i].dev = &devs[i % DEVICES];
+		bufs[i].dev_index = devs[i % DEVICES].index;
 		/* sparse, huge idx values: the table does not care */
 		bufs[i].idx = (i / DEVICES) * 2654435761u % 0xfffffff0u;
 	}
