@@ -189,7 +189,7 @@ static void device_pump(struct vfio_uring_device *dev)
 	struct vfio_uring_engine *e = dev->engine;
 	struct vu_buf *buf;
 
-	if (!e->switchover || vu_engine_failed(e) || dev->state != VFIO_URING_DEVICE_ACTIVE ||
+	if (!e->dst.switchover || vu_engine_failed(e) || dev->state != VFIO_URING_DEVICE_ACTIVE ||
 	    dev->dst_state != VU_DST_RECEIVING)
 		return; /* WAIT_CALLER: every packet is written already */
 	while ((buf = vu_reorder_take(&e->reorder, dev->index, dev->next_write_idx))) {
@@ -211,7 +211,7 @@ static void device_pump(struct vfio_uring_device *dev)
 		return;
 	if (dev->config_load_waits && !dev->config_load_ready) {
 		set_dst_state(dev, VU_DST_WAIT_CALLER);
-		e->waiting_for_caller++;
+		e->dst.waiting_for_caller++;
 		return;
 	}
 	load_config(dev);
@@ -224,7 +224,7 @@ int vu_destination_config_load_ready(struct vfio_uring_device *dev)
 	dev->config_load_ready = true;
 	if (dev->dst_state == VU_DST_WAIT_CALLER && dev->state == VFIO_URING_DEVICE_ACTIVE &&
 	    !vu_engine_failed(e)) {
-		e->waiting_for_caller--;
+		e->dst.waiting_for_caller--;
 		load_config(dev);
 	}
 	return dev->error;
@@ -235,8 +235,8 @@ static void park(struct vu_channel *chan)
 	struct vfio_uring_engine *e = chan->engine;
 
 	set_recv_state(chan, VU_RECV_PARKED);
-	TAILQ_INSERT_TAIL(&e->parked_channels, chan, parked_link);
-	e->parked++;
+	TAILQ_INSERT_TAIL(&e->dst.parked_channels, chan, parked_link);
+	e->dst.parked++;
 }
 
 static void on_payload(struct vu_channel *chan);
@@ -254,7 +254,7 @@ static bool take_payload_buffer(struct vu_channel *chan)
 	bool fills_gap = chan->vh.idx == dev->next_missing_idx;
 	struct vu_buf *buf;
 
-	if (!fills_gap && e->pool.in_use + charge + e->reserve > e->pool.cap)
+	if (!fills_gap && e->pool.in_use + charge + e->dst.reserve > e->pool.cap)
 		return false;
 	buf = vu_pool_get(&e->pool, len ? len : 1); /* an empty packet still holds its idx */
 	if (!buf)
@@ -284,17 +284,17 @@ static void buffers_freed(struct vfio_uring_engine *e)
 {
 	struct vu_channel *chan, *next;
 
-	for (chan = TAILQ_FIRST(&e->parked_channels); chan && !vu_engine_failed(e); chan = next) {
+	for (chan = TAILQ_FIRST(&e->dst.parked_channels); chan && !vu_engine_failed(e); chan = next) {
 		next = TAILQ_NEXT(chan, parked_link);
 		if (take_payload_buffer(chan)) {
-			TAILQ_REMOVE(&e->parked_channels, chan, parked_link);
-			e->parked--;
+			TAILQ_REMOVE(&e->dst.parked_channels, chan, parked_link);
+			e->dst.parked--;
 		}
 	}
-	if (e->switchover && e->parked && e->parked == e->channels_open && !vu_engine_failed(e) &&
+	if (e->dst.switchover && e->dst.parked && e->dst.parked == e->dst.channels_open && !vu_engine_failed(e) &&
 	    e->device_io == 0)
-		vu_engine_fail(e, TAILQ_FIRST(&e->parked_channels)->target,
-			       TAILQ_FIRST(&e->parked_channels),
+		vu_engine_fail(e, TAILQ_FIRST(&e->dst.parked_channels)->target,
+			       TAILQ_FIRST(&e->dst.parked_channels),
 			       VFIO_URING_REASON_BUFFER_CAP, 0,
 			       "buffer cap of %zu bytes is full of packets waiting for earlier ones "
 			       "(%zu bytes held) and every channel waits for room: no write can free any",
@@ -314,12 +314,12 @@ static void on_handshake(struct vu_channel *chan)
 		vu_engine_fail(e, NULL, chan, vu_wire_reason(ret), ret, "%s", msg);
 		return;
 	}
-	if (e->channel_ids_seen[hs.id / 64] & (1ull << (hs.id % 64))) {
+	if (e->dst.channel_ids_seen[hs.id / 64] & (1ull << (hs.id % 64))) {
 		vu_engine_fail(e, NULL, chan, VFIO_URING_REASON_HS_CHANNEL_DUP, 0,
 			       "handshake channel id %u already seen on another channel", hs.id);
 		return;
 	}
-	e->channel_ids_seen[hs.id / 64] |= 1ull << (hs.id % 64);
+	e->dst.channel_ids_seen[hs.id / 64] |= 1ull << (hs.id % 64);
 	VU_PROBE(handshake_accepted, chan->index, hs.id);
 	set_recv_state(chan, VU_RECV_HEADER);
 	if (!vu_engine_finishing(e)) /* all devices done already: this channel carries nothing more */
@@ -402,7 +402,7 @@ static void on_header(struct vu_channel *chan)
 			       "a %u-byte packet would exceed max_queued_bytes of %zu bytes "
 			       "(%zu bytes queued)%s", chan->hdr.next_packet_size,
 			       e->opts.max_queued_bytes, e->pool.in_use,
-			       e->switchover ? "" : " before switchover start");
+			       e->dst.switchover ? "" : " before switchover start");
 		return;
 	}
 	if (take_payload_buffer(chan))
@@ -495,10 +495,10 @@ static void on_eof(struct vu_channel *chan)
 		return;
 	}
 	set_recv_state(chan, VU_RECV_CLOSED);
-	e->channels_open--;
-	if (e->parked)
+	e->dst.channels_open--;
+	if (e->dst.parked)
 		buffers_freed(e); /* the channels left may all be parked now */
-	if (vu_engine_finishing(e) || e->channels_open || vu_engine_failed(e))
+	if (vu_engine_finishing(e) || e->dst.channels_open || vu_engine_failed(e))
 		return;
 	/* Every channel is closed: whatever is not here by now never will be. */
 	for (unsigned i = 0; i < e->n_devices; i++) {
@@ -599,27 +599,44 @@ static void write_done(struct vfio_uring_device *dev, int res)
 	buffers_freed(e);
 }
 
-static void switchover(struct vfio_uring_engine *e);
+static void switchover_pump(struct vfio_uring_engine *e);
+
+static void destination_init(struct vfio_uring_engine *e)
+{
+	TAILQ_INIT(&e->dst.parked_channels);
+}
 
 static int destination_start(struct vfio_uring_engine *e)
 {
-	e->channels_open = e->n_channels;
-	e->reserve = e->n_channels * e->opts.max_packet_size;
-	if (e->reserve > e->pool.cap / 2)
-		e->reserve = e->pool.cap / 2;
+	e->dst.channels_open = e->n_channels;
+	e->dst.reserve = e->n_channels * e->opts.max_packet_size;
+	if (e->dst.reserve > e->pool.cap / 2)
+		e->dst.reserve = e->pool.cap / 2;
 	for (unsigned i = 0; i < e->n_channels; i++)
 		post_recv(&e->channels[i]); /* its handshake: a new channel's recv_state is 0 */
-	if (e->switchover)
-		switchover(e);
+	if (e->dst.switchover)
+		switchover_pump(e);
 	return 0;
 }
 
+/* switchover_start(), before or after start */
 static void switchover(struct vfio_uring_engine *e)
+{
+	if (e->dst.switchover)
+		return;
+	e->dst.switchover = true;
+	/* The progress timeout runs from here: before it, waiting is the caller's choice. */
+	e->last_progress_ns = vu_now_ns();
+	if (vu_engine_started(e) && !vu_engine_failed(e))
+		switchover_pump(e);
+}
+
+static void switchover_pump(struct vfio_uring_engine *e)
 {
 	for (unsigned i = 0; i < e->n_devices && !vu_engine_failed(e); i++)
 		device_pump(e->devices[i]);
 	/* Channels parked before it resume as writes free room, or the stall is certain now. */
-	if (e->parked && !vu_engine_failed(e))
+	if (e->dst.parked && !vu_engine_failed(e))
 		buffers_freed(e);
 }
 
@@ -669,14 +686,20 @@ static void release_buffers(struct vfio_uring_engine *e)
 /* Before switchover start, waiting is the caller's choice: the progress timeout runs from it. */
 static bool progress_expected(const struct vfio_uring_engine *e)
 {
-	return e->switchover;
+	return e->dst.switchover;
+}
+
+/* Every device left waits for config_load_ready(). */
+static bool only_caller_awaited(const struct vfio_uring_engine *e)
+{
+	return e->devices_active && e->dst.waiting_for_caller == e->devices_active;
 }
 
 /* A device that fails while its config load waits is no longer the caller's to release. */
 static void device_stopped(struct vfio_uring_device *dev)
 {
 	if (dev->dst_state == VU_DST_WAIT_CALLER)
-		dev->engine->waiting_for_caller--;
+		dev->engine->dst.waiting_for_caller--;
 }
 
 static unsigned packets_queued(const struct vfio_uring_device *dev)
@@ -692,6 +715,7 @@ static const char *channel_waits(const struct vu_channel *chan)
 const struct vu_side_ops vu_destination_ops = {
 	.device_op = VU_OP_DEVICE_WRITE,
 	.channel_op = VU_OP_CHANNEL_RECV,
+	.init = destination_init,
 	.start = destination_start,
 	.device_io_done = write_done,
 	.channel_io_done = recv_done,
@@ -700,6 +724,7 @@ const struct vu_side_ops vu_destination_ops = {
 	.device_stopped = device_stopped,
 	.packets_queued = packets_queued,
 	.release_buffers = release_buffers,
+	.only_caller_awaited = only_caller_awaited,
 	.progress_expected = progress_expected,
 	.channel_waits = channel_waits,
 };

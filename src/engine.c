@@ -219,9 +219,7 @@ int vfio_uring_engine_create(const struct vfio_uring_engine_opts *opts,
 		return -ENOMEM;
 	e->opts = o;
 	e->ops = o.side == VFIO_URING_SOURCE ? &vu_source_ops : &vu_destination_ops;
-	STAILQ_INIT(&e->waiting);
-	TAILQ_INIT(&e->parked_channels);
-	e->pace_timer = (struct vu_op){ .kind = VU_OP_PACE_TIMER, .owner = e };
+	e->ops->init(e);
 	e->msg_waitall = o.flags & VFIO_URING_ENGINE_F_NO_WAITALL ? 0 : MSG_WAITALL;
 
 	/*
@@ -491,13 +489,7 @@ int vfio_uring_engine_switchover_start(struct vfio_uring_engine *e)
 {
 	if (!e || e->opts.side != VFIO_URING_DESTINATION)
 		return -EINVAL;
-	if (e->switchover)
-		return 0;
-	e->switchover = true;
-	/* The progress timeout runs from here: before it, waiting is the caller's choice. */
-	e->last_progress_ns = vu_now_ns();
-	if (vu_engine_started(e) && !vu_engine_failed(e))
-		e->ops->switchover(e);
+	e->ops->switchover(e);
 	submit_queued(e);
 	return 0;
 }
@@ -529,23 +521,28 @@ void vu_op_submitted(struct vfio_uring_engine *e, struct vu_op *op, struct io_ur
 		e->device_io_peak = e->device_io;
 }
 
+void vu_engine_cancel_op(struct vfio_uring_engine *e, struct vu_op *op)
+{
+	struct io_uring_sqe *sqe;
+
+	if (!op->in_flight)
+		return;
+	sqe = vu_engine_get_sqe(e);
+	if (!sqe)
+		return; /* cannot happen after a submit; drain() cancels again */
+	io_uring_prep_cancel(sqe, op, 0);
+	io_uring_sqe_set_data(sqe, NULL); /* the cancel's own CQE is ignored */
+}
+
 /* Cancels every operation in flight; their CQEs still arrive and are dispatched. */
 static void cancel_all(struct vfio_uring_engine *e)
 {
-	for (unsigned i = 0; i <= e->n_devices + e->n_channels; i++) {
-		struct vu_op *op = i < e->n_devices		  ? &e->devices[i]->io
-				   : i < e->n_devices + e->n_channels ? &e->channels[i - e->n_devices].io
-								      : &e->pace_timer;
-		struct io_uring_sqe *sqe;
-
-		if (!op->in_flight)
-			continue;
-		sqe = vu_engine_get_sqe(e);
-		if (!sqe)
-			break; /* cannot happen after a submit; drain() cancels again */
-		io_uring_prep_cancel(sqe, op, 0);
-		io_uring_sqe_set_data(sqe, NULL); /* the cancel's own CQE is ignored */
-	}
+	for (unsigned i = 0; i < e->n_devices; i++)
+		vu_engine_cancel_op(e, &e->devices[i]->io);
+	for (unsigned i = 0; i < e->n_channels; i++)
+		vu_engine_cancel_op(e, &e->channels[i].io);
+	if (e->ops->cancel)
+		e->ops->cancel(e);
 }
 
 /*
@@ -677,8 +674,8 @@ static void dispatch(struct vfio_uring_engine *e, struct io_uring_cqe *cqe)
 	case VU_OP_CHANNEL_RECV:
 		e->ops->channel_io_done(op->owner, cqe->res);
 		break;
-	case VU_OP_PACE_TIMER:
-		e->ops->timer_done(op->owner, cqe->res);
+	case VU_OP_SIDE_TIMER:
+		e->ops->timer_done(op, cqe->res);
 		break;
 	default:
 		__builtin_unreachable();
@@ -750,10 +747,10 @@ static void describe_waits(const struct vfio_uring_engine *e, char *buf, size_t 
 		snprintf(buf + n, n < size ? size - n : 0, " and %u more", e->in_flight - listed);
 }
 
-/* Every device left waits for the caller's config_load_ready(): waiting is the caller's choice. */
+/* Every device left waits for a call of the caller's: waiting is the caller's choice. */
 static bool only_caller_awaited(const struct vfio_uring_engine *e)
 {
-	return e->devices_active && e->waiting_for_caller == e->devices_active && !vu_engine_failed(e);
+	return !vu_engine_failed(e) && e->ops->only_caller_awaited && e->ops->only_caller_awaited(e);
 }
 
 static void check_progress(struct vfio_uring_engine *e, uint64_t now)

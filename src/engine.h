@@ -37,7 +37,7 @@ enum vu_op_kind {
 	VU_OP_DEVICE_WRITE,     /* destination: write(data_fd) of a packet's data */
 	VU_OP_CHANNEL_SEND,     /* source: send a handshake or packet */
 	VU_OP_CHANNEL_RECV,     /* destination: receive a handshake, header or payload */
-	VU_OP_PACE_TIMER,       /* source: the bandwidth cap's wait for the next send */
+	VU_OP_SIDE_TIMER,       /* a side's own timer (source: the bandwidth cap's pace) */
 };
 
 struct vu_op {
@@ -191,6 +191,33 @@ enum vu_engine_state {
 	VU_ENGINE_FAILED,      /* the first error is recorded; what is in flight drains */
 };
 
+/* The source's part of an engine: its read window, send scheduling and bandwidth cap. */
+struct vu_source_engine {
+	unsigned next_channel;       /* where the round-robin tie-break starts */
+	size_t read_size;            /* bytes per data fd read (<= chunk_size) */
+	size_t ready;                /* bytes of packets queued on channels or being sent */
+	size_t reading_fast;         /* bytes being read by devices that read fast */
+	size_t ready_limit;          /* no new read while `ready` is at this */
+	uint64_t rate_limit;         /* bytes per second on all channels; 0 = no cap */
+	uint64_t pace_ns;            /* when the cap lets the next packet start */
+	struct vu_op pace_timer;     /* wakes paced channels at pace_ns */
+	struct __kernel_timespec pace_ts;
+	/* Devices waiting for pool space (WAIT_READ, WAIT_CONFIG), woken in FIFO order. */
+	STAILQ_HEAD(, vfio_uring_device) waiting;
+};
+
+/* The destination's part of an engine: switchover, channel admission and the memory policy. */
+struct vu_dest_engine {
+	bool switchover;             /* switchover_start() was called */
+	unsigned channels_open;      /* channels not closed by the peer */
+	size_t reserve;              /* pool bytes only a device's next missing packet may use */
+	unsigned waiting_for_caller; /* devices whose config load waits for the caller */
+	uint64_t channel_ids_seen[VFIO_URING_MAX_CHANNELS / 64]; /* accepted handshake ids */
+	/* Channels waiting for pool space (VU_RECV_PARKED), resumed in FIFO order. */
+	TAILQ_HEAD(, vu_channel) parked_channels;
+	unsigned parked;             /* how many are parked */
+};
+
 struct vfio_uring_engine {
 	struct vfio_uring_engine_opts opts;
 	const struct vu_side_ops *ops; /* by opts.side */
@@ -208,33 +235,20 @@ struct vfio_uring_engine {
 	struct vu_reorder reorder;
 
 	enum vu_engine_state state;
-	bool switchover;             /* destination: switchover_start() was called */
 	int error;
 	enum vfio_uring_reason reason;
 	char message[VU_MESSAGE_SIZE];
 
 	unsigned devices_active;     /* multifd devices not yet DONE or FAILED */
 	unsigned in_flight;          /* operations submitted and not yet completed */
-	unsigned next_channel;       /* source: where the round-robin tie-break starts */
-	size_t read_size;            /* source: bytes per data fd read (<= chunk_size) */
-	size_t src_ready;            /* source: bytes of packets queued on channels or being sent */
-	size_t src_reading_fast;     /* source: bytes being read by devices that read fast */
-	size_t src_ready_limit;      /* source: no new read while src_ready is at this */
-	uint64_t rate_limit;         /* source: bytes per second on all channels; 0 = no cap */
-	uint64_t pace_ns;            /* source: when the cap lets the next packet start */
-	struct vu_op pace_timer;     /* source: wakes paced channels at pace_ns */
-	struct __kernel_timespec pace_ts;
 	unsigned device_io;          /* data fd reads or writes in flight */
 	unsigned device_io_peak;     /* most of them at once */
-	unsigned channels_open;      /* destination: channels not closed by the peer */
-	size_t reserve;              /* destination: pool bytes only a device's next missing packet may use */
-	unsigned waiting_for_caller; /* destination: devices whose config load waits for the caller */
-	uint64_t channel_ids_seen[VFIO_URING_MAX_CHANNELS / 64]; /* destination: accepted ids */
 
-	/* Waiters for pool space, woken in FIFO order when a buffer comes back. */
-	STAILQ_HEAD(, vfio_uring_device) waiting; /* source devices (WAIT_READ, WAIT_CONFIG) */
-	TAILQ_HEAD(, vu_channel) parked_channels; /* destination channels (VU_RECV_PARKED) */
-	unsigned parked;                          /* how many are parked */
+	/* The side's own part (opts.side): only source.c, or only destination.c, touches one. */
+	union {
+		struct vu_source_engine src;
+		struct vu_dest_engine dst;
+	};
 
 	uint64_t ring_enters, completions;
 	uint64_t last_progress_ns;
@@ -268,6 +282,8 @@ void vu_engine_set_state(struct vfio_uring_engine *e, enum vu_engine_state state
 int vu_device_opts_read(struct vfio_uring_device_opts *o, const struct vfio_uring_device_opts *opts);
 struct io_uring_sqe *vu_engine_get_sqe(struct vfio_uring_engine *e);
 void vu_op_submitted(struct vfio_uring_engine *e, struct vu_op *op, struct io_uring_sqe *sqe);
+/* Asks the kernel to cancel op if it is in flight; its CQE still arrives and is dispatched. */
+void vu_engine_cancel_op(struct vfio_uring_engine *e, struct vu_op *op);
 /*
  * Fails the migration: records the first error (reason, errno, and a message naming side,
  * channel, device and cause), fails the device concerned with it and every other active
@@ -289,13 +305,17 @@ const char *vu_side_name(const struct vfio_uring_engine *e);
 struct vu_side_ops {
 	uint8_t device_op;  /* enum vu_op_kind of a device's I/O */
 	uint8_t channel_op; /* ... and of a channel's */
+	/* At create: sets up the side's part of the engine (e->src or e->dst). */
+	void (*init)(struct vfio_uring_engine *e);
 	/* Every ACTIVE device and every channel is set up: issue the first operations. 0 or <0. */
 	int (*start)(struct vfio_uring_engine *e);
 	void (*device_io_done)(struct vfio_uring_device *dev, int res);
 	void (*channel_io_done)(struct vu_channel *chan, int res);
-	void (*timer_done)(struct vfio_uring_engine *e, int res); /* VU_OP_PACE_TIMER */
-	/* switchover_start() was called on a running engine (NULL: the side has none). */
+	void (*timer_done)(struct vu_op *timer, int res); /* VU_OP_SIDE_TIMER; owner: the engine */
+	/* switchover_start() was called, before or after start (NULL: the side has none). */
 	void (*switchover)(struct vfio_uring_engine *e);
+	/* Failure: cancel the side's own operations in flight (vu_engine_cancel_op); NULL: none. */
+	void (*cancel)(struct vfio_uring_engine *e);
 	/* Every device DONE: what is still in flight carries nothing (NULL: nothing to do). */
 	void (*finish)(struct vfio_uring_engine *e);
 	/* The device is DONE or FAILED now, before its done callback (NULL: nothing to do). */
@@ -304,6 +324,8 @@ struct vu_side_ops {
 	unsigned (*packets_queued)(const struct vfio_uring_device *dev);
 	/* Teardown, nothing in flight: returns every buffer the side holds to the pool. */
 	void (*release_buffers)(struct vfio_uring_engine *e);
+	/* Every device left waits for a call of the caller's (NULL: never): run() says -EAGAIN. */
+	bool (*only_caller_awaited)(const struct vfio_uring_engine *e);
 	/* Whether the progress timeout runs now (NULL: always while running). */
 	bool (*progress_expected)(const struct vfio_uring_engine *e);
 	/* What a channel with nothing in flight waits for, for a timeout message; NULL: nothing. */

@@ -55,15 +55,15 @@ static bool waiting_for_buffer(const struct vfio_uring_device *dev)
 static void arm_pace_timer(struct vfio_uring_engine *e, uint64_t now)
 {
 	struct io_uring_sqe *sqe;
-	uint64_t wait = e->pace_ns - now;
+	uint64_t wait = e->src.pace_ns - now;
 
-	if (e->pace_timer.in_flight)
+	if (e->src.pace_timer.in_flight)
 		return; /* it fires no later than pace_ns: the channels check again then */
-	e->pace_ts.tv_sec = (long long)(wait / 1000000000u);
-	e->pace_ts.tv_nsec = (long long)(wait % 1000000000u);
+	e->src.pace_ts.tv_sec = (long long)(wait / 1000000000u);
+	e->src.pace_ts.tv_nsec = (long long)(wait % 1000000000u);
 	sqe = vu_engine_get_sqe(e);
-	io_uring_prep_timeout(sqe, &e->pace_ts, 0, 0);
-	vu_op_submitted(e, &e->pace_timer, sqe);
+	io_uring_prep_timeout(sqe, &e->src.pace_ts, 0, 0);
+	vu_op_submitted(e, &e->src.pace_timer, sqe);
 }
 
 /*
@@ -80,17 +80,17 @@ static bool pace(struct vu_channel *chan, size_t len)
 	struct vfio_uring_engine *e = chan->engine;
 	uint64_t now;
 
-	if (!e->rate_limit)
+	if (!e->src.rate_limit)
 		return true;
 	now = vu_now_ns();
-	if (e->pace_ns > now) {
+	if (e->src.pace_ns > now) {
 		chan->paced = true;
 		arm_pace_timer(e, now);
 		return false;
 	}
-	if (e->pace_ns + VU_PACE_SLACK_NS < now)
-		e->pace_ns = now - VU_PACE_SLACK_NS;
-	e->pace_ns += (uint64_t)((unsigned __int128)len * 1000000000u / e->rate_limit);
+	if (e->src.pace_ns + VU_PACE_SLACK_NS < now)
+		e->src.pace_ns = now - VU_PACE_SLACK_NS;
+	e->src.pace_ns += (uint64_t)((unsigned __int128)len * 1000000000u / e->src.rate_limit);
 	return true;
 }
 
@@ -135,16 +135,16 @@ static struct vu_channel *least_loaded_channel(struct vfio_uring_device *dev)
 	struct vu_channel *best = NULL;
 
 	for (unsigned n = 0; n < e->n_channels; n++) {
-		struct vu_channel *chan = &e->channels[(e->next_channel + n) % e->n_channels];
+		struct vu_channel *chan = &e->channels[(e->src.next_channel + n) % e->n_channels];
 
 		if (!best || chan->outstanding < best->outstanding)
 			best = chan;
 	}
 	if (dev->last_channel &&
-	    dev->last_channel->outstanding <= best->outstanding + VU_WIRE_PACKET_OVERHEAD + e->read_size)
+	    dev->last_channel->outstanding <= best->outstanding + VU_WIRE_PACKET_OVERHEAD + e->src.read_size)
 		best = dev->last_channel;
 	else
-		e->next_channel = (best->index + 1) % e->n_channels;
+		e->src.next_channel = (best->index + 1) % e->n_channels;
 	dev->last_channel = best;
 	return best;
 }
@@ -156,7 +156,7 @@ static void queue_packet(struct vfio_uring_device *dev, struct vu_buf *buf)
 	buf->dev = dev;
 	STAILQ_INSERT_TAIL(&chan->send_queue, buf, send_link);
 	chan->outstanding += buf->len;
-	dev->engine->src_ready += buf->len;
+	dev->engine->src.ready += buf->len;
 	dev->packets_unsent++;
 	channel_kick(chan);
 }
@@ -169,7 +169,7 @@ static void issue_read(struct vfio_uring_device *dev)
 	dev->read_issued_ns = vu_now_ns();
 	/* Offset -1: the data fd is a stream read from its current position. */
 	io_uring_prep_read(sqe, dev->data_fd, dev->reading->data + VU_WIRE_PACKET_OVERHEAD,
-			   (unsigned)e->read_size, (uint64_t)-1);
+			   (unsigned)e->src.read_size, (uint64_t)-1);
 	if (e->opts.flags & VFIO_URING_ENGINE_F_FORCE_ASYNC_DEVICE_IO)
 		sqe->flags |= IOSQE_ASYNC;
 	vu_op_submitted(e, &dev->io, sqe);
@@ -233,14 +233,14 @@ static bool device_step(struct vfio_uring_device *dev)
 		return true;
 	if (dev->src_state == VU_SRC_END_OF_STREAM || dev->src_state == VU_SRC_WAIT_CONFIG)
 		return queue_config(dev);
-	if (e->src_ready + (dev->reads_fast ? e->src_reading_fast : 0) + VU_WIRE_PACKET_OVERHEAD +
-		    e->read_size > e->src_ready_limit)
+	if (e->src.ready + (dev->reads_fast ? e->src.reading_fast : 0) + VU_WIRE_PACKET_OVERHEAD +
+		    e->src.read_size > e->src.ready_limit)
 		return false; /* enough packets wait for the sockets, or will at once */
-	dev->reading = vu_pool_get(&e->pool, VU_WIRE_PACKET_OVERHEAD + e->read_size);
+	dev->reading = vu_pool_get(&e->pool, VU_WIRE_PACKET_OVERHEAD + e->src.read_size);
 	if (!dev->reading)
 		return false;
 	if (dev->reads_fast)
-		e->src_reading_fast += dev->reading->capacity;
+		e->src.reading_fast += dev->reading->capacity;
 	set_src_state(dev, VU_SRC_READING);
 	issue_read(dev);
 	return true;
@@ -252,7 +252,7 @@ static void wait_for_buffer(struct vfio_uring_device *dev)
 
 	set_src_state(dev, dev->src_state == VU_SRC_END_OF_STREAM ? VU_SRC_WAIT_CONFIG
 								   : VU_SRC_WAIT_READ);
-	STAILQ_INSERT_TAIL(&e->waiting, dev, waiting_link);
+	STAILQ_INSERT_TAIL(&e->src.waiting, dev, waiting_link);
 }
 
 /* Serves waiting devices in arrival order while the pool has room: fair under backpressure. */
@@ -260,10 +260,10 @@ static void serve_waiting_devices(struct vfio_uring_engine *e)
 {
 	struct vfio_uring_device *dev;
 
-	while ((dev = STAILQ_FIRST(&e->waiting))) {
+	while ((dev = STAILQ_FIRST(&e->src.waiting))) {
 		if (!device_step(dev))
 			return;
-		STAILQ_REMOVE_HEAD(&e->waiting, waiting_link);
+		STAILQ_REMOVE_HEAD(&e->src.waiting, waiting_link);
 	}
 }
 
@@ -271,7 +271,7 @@ static void device_pump(struct vfio_uring_device *dev)
 {
 	struct vfio_uring_engine *e = dev->engine;
 
-	if (!STAILQ_EMPTY(&e->waiting)) { /* others wait for space already: queue behind them */
+	if (!STAILQ_EMPTY(&e->src.waiting)) { /* others wait for space already: queue behind them */
 		if (!waiting_for_buffer(dev))
 			wait_for_buffer(dev);
 		serve_waiting_devices(e);
@@ -314,7 +314,7 @@ static bool read_was_fast(const struct vfio_uring_device *dev, int res)
 
 static int source_start(struct vfio_uring_engine *e)
 {
-	e->read_size = read_size(e);
+	e->src.read_size = read_size(e);
 	/*
 	 * The window: packets read and waiting for the sockets, one being sent per channel plus
 	 * two ready, at least four. Reading far ahead of the sockets gains nothing and costs
@@ -330,8 +330,8 @@ static int source_start(struct vfio_uring_engine *e)
 	 * once instead cost 7% more CPU per GiB on memfds. A device starts out slow (its first
 	 * read is issued at once) and is classified by each read's time (see read_was_fast).
 	 */
-	e->src_ready_limit = (e->n_channels + 2 < 4 ? 4 : e->n_channels + 2) *
-			     (VU_WIRE_PACKET_OVERHEAD + e->read_size);
+	e->src.ready_limit = (e->n_channels + 2 < 4 ? 4 : e->n_channels + 2) *
+			     (VU_WIRE_PACKET_OVERHEAD + e->src.read_size);
 	for (unsigned i = 0; i < e->n_channels; i++) {
 		struct vu_channel *chan = &e->channels[i];
 
@@ -366,7 +366,7 @@ static void read_done(struct vfio_uring_device *dev, int res)
 	}
 	dev->reading = NULL;
 	if (dev->reads_fast)
-		e->src_reading_fast -= buf->capacity;
+		e->src.reading_fast -= buf->capacity;
 	dev->reads_fast = read_was_fast(dev, res);
 	if (res == 0) {
 		vu_pool_put(&e->pool, buf);
@@ -402,8 +402,10 @@ static void kick_paced_channels(struct vfio_uring_engine *e)
 	}
 }
 
-static void pace_timer_done(struct vfio_uring_engine *e, int res)
+static void pace_timer_done(struct vu_op *timer, int res)
 {
+	struct vfio_uring_engine *e = timer->owner;
+
 	(void)res; /* -ETIME when it expired, -ECANCELED when the cap changed: the same next step */
 	if (!vu_engine_failed(e))
 		kick_paced_channels(e);
@@ -414,15 +416,15 @@ void vu_source_set_rate_limit(struct vfio_uring_engine *e, uint64_t bytes_per_se
 	uint64_t now = vu_now_ns();
 	struct io_uring_sqe *sqe;
 
-	e->rate_limit = bytes_per_second;
+	e->src.rate_limit = bytes_per_second;
 	/* The old rate's debt is forgiven: the new one applies from the next packet on. */
-	if (e->pace_ns > now)
-		e->pace_ns = now;
-	if (!e->pace_timer.in_flight || vu_engine_failed(e))
+	if (e->src.pace_ns > now)
+		e->src.pace_ns = now;
+	if (!e->src.pace_timer.in_flight || vu_engine_failed(e))
 		return;
 	/* Wake the waiting channels now rather than at a time computed for the old rate. */
 	sqe = vu_engine_get_sqe(e);
-	io_uring_prep_cancel(sqe, &e->pace_timer, 0);
+	io_uring_prep_cancel(sqe, &e->src.pace_timer, 0);
 	io_uring_sqe_set_data(sqe, NULL);
 }
 
@@ -462,7 +464,7 @@ static void send_done(struct vu_channel *chan, int res)
 	buf = STAILQ_FIRST(&chan->send_queue);
 	STAILQ_REMOVE_HEAD(&chan->send_queue, send_link);
 	chan->outstanding -= buf->len;
-	e->src_ready -= buf->len;
+	e->src.ready -= buf->len;
 	chan->stats.packets++;
 	dev = buf->dev;
 	dev->packets++;
@@ -498,9 +500,22 @@ static void release_buffers(struct vfio_uring_engine *e)
 	}
 }
 
+static void source_init(struct vfio_uring_engine *e)
+{
+	STAILQ_INIT(&e->src.waiting);
+	e->src.pace_timer = (struct vu_op){ .kind = VU_OP_SIDE_TIMER, .owner = e };
+}
+
+static void source_cancel(struct vfio_uring_engine *e)
+{
+	vu_engine_cancel_op(e, &e->src.pace_timer);
+}
+
 const struct vu_side_ops vu_source_ops = {
 	.device_op = VU_OP_DEVICE_READ,
 	.channel_op = VU_OP_CHANNEL_SEND,
+	.init = source_init,
+	.cancel = source_cancel,
 	.start = source_start,
 	.device_io_done = read_done,
 	.channel_io_done = send_done,

@@ -107,7 +107,7 @@ static struct vfio_uring_engine *engine_new(unsigned channels, size_t cap)
 	e->opts.max_packet_size = MAX_PACKET;
 	e->ops = &vu_destination_ops;
 	e->state = VU_ENGINE_RUNNING;
-	TAILQ_INIT(&e->parked_channels);
+	e->ops->init(e);
 	if (vu_pool_init(&e->pool, cap, MAX_PACKET) ||
 	    vu_reorder_init(&e->reorder, vu_pool_max_buffers(&e->pool)))
 		abort();
@@ -229,14 +229,13 @@ static void test_park_then_stall(void)
 	}
 	CHECK(e->devices[0]->queued == 2, "two packets queued: %u", e->devices[0]->queued);
 	headers(chan, 3);
-	CHECK(chan->recv_state == VU_RECV_PARKED && e->parked == 1 && !chan->io.in_flight,
+	CHECK(chan->recv_state == VU_RECV_PARKED && e->dst.parked == 1 && !chan->io.in_flight,
 	      "idx 3 does not fit beside the reserve: the channel parks (state %d)",
 	      chan->recv_state);
 	CHECK(e->state == VU_ENGINE_RUNNING, "before switchover parking is flow control: %s",
 	      failed_message);
 	CHECK(!pending(&e->devices[0]->io), "nothing is written before switchover");
 
-	e->switchover = true;
 	e->ops->switchover(e);
 	CHECK(e->state == VU_ENGINE_FAILED && failed_reason == VFIO_URING_REASON_BUFFER_CAP,
 	      "after switchover the stall fails with BUFFER_CAP (reason %d: %s)", failed_reason,
@@ -258,7 +257,7 @@ static void test_reserve_and_resume(void)
 	struct vu_channel *c0 = &e->channels[0], *c1 = &e->channels[1];
 	unsigned writes = 0;
 
-	CHECK(e->reserve == 32 << 10, "reserve %zu", e->reserve);
+	CHECK(e->dst.reserve == 32 << 10, "reserve %zu", e->dst.reserve);
 	handshake(c0);
 	handshake(c1);
 	headers(c0, 1);
@@ -277,7 +276,6 @@ static void test_reserve_and_resume(void)
 	CHECK(c0->recv_state == VU_RECV_PARKED && e->state == VU_ENGINE_RUNNING,
 	      "before switchover channel 0 stays parked and nothing fails");
 
-	e->switchover = true;
 	e->ops->switchover(e);
 	CHECK(dev->dst_state == VU_DST_WRITING, "switchover writes idx 0 (%d)", dev->dst_state);
 	CHECK(c0->recv_state == VU_RECV_PARKED && e->state == VU_ENGINE_RUNNING,
@@ -287,7 +285,7 @@ static void test_reserve_and_resume(void)
 	CHECK(c0->recv_state == VU_RECV_PARKED, "one write does not free room for idx 4 yet");
 	CHECK(complete_write(dev), "write of idx 1");
 	writes++;
-	CHECK(c0->recv_state == VU_RECV_PAYLOAD && e->parked == 0,
+	CHECK(c0->recv_state == VU_RECV_PAYLOAD && e->dst.parked == 0,
 	      "two writes free room: channel 0 resumes (%d)", c0->recv_state);
 	payload(c0);
 	while (complete_write(dev))
