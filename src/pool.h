@@ -7,7 +7,7 @@
  * it. Sizes are rounded up to a class (a multiple of 4 KiB) and a freed buffer goes to its class's free list, so a steady transfer reuses the same buffers
  * and allocates nothing per I/O. When a request does not fit, free buffers of other classes
  * are released first; if it still does not fit, vu_pool_get() returns NULL and the caller
- * waits (source backpressure) or fails (destination over its cap).
+ * waits (source backpressure; a destination channel parks until a write frees room).
  */
 #ifndef VFIO_URING_POOL_H
 #define VFIO_URING_POOL_H

@@ -26,7 +26,7 @@ struct vu_reorder {
 
 int vu_reorder_init(struct vu_reorder *r, size_t max_entries);
 void vu_reorder_destroy(struct vu_reorder *r);
-/* Inserts buf (keyed by buf->dev->index, buf->idx): 0, or -EEXIST, or -ENOSPC when full. */
+/* Inserts buf (keyed by buf->dev_index, buf->idx): 0, or -EEXIST, or -ENOSPC when full. */
 int vu_reorder_insert(struct vu_reorder *r, struct vu_buf *buf);
 bool vu_reorder_contains(const struct vu_reorder *r, unsigned dev_index, uint32_t idx);
 /* Removes and returns the packet (dev_index, idx), or NULL. */
