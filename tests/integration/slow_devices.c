@@ -28,31 +28,18 @@
 
 #include "check.h"
 #include "clock.h"
+#include "common.h"
 #include "data.h"
-#include "net.h"
 #include "devmodel.h"
 #include "vfio-uring.h"
 
 #define MAX_CHANNELS 16
-
-static const uint8_t test_uuid[16] = { 0x51, 0x0d, 0xe0, 0x01, 0x02, 0x03, 0x04, 0x05,
-				       0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d };
 
 struct config {
 	unsigned devices, channels;
 	uint64_t size, rate;
 };
 
-struct device {
-	char idstr[64];
-	int src_mem, dst_mem;    /* the bytes: source content, destination sink */
-	int src_fd, dst_fd;      /* the model's files in front of them */
-	uint8_t config[64];
-	unsigned config_loads;
-	bool config_intact;
-	unsigned done_calls;
-	int done_error;
-};
 
 /* What the source process reports back (a MAP_SHARED page). */
 struct source_report {
@@ -63,50 +50,9 @@ struct source_report {
 };
 
 static struct config cfg;
-static struct device *devs;
-
-static int make_source_mem(unsigned index, uint64_t size)
-{
-	int fd = pattern_memfd("slow-src", MFD_CLOEXEC, size, 0x9e3779b97f4a7c15ull * (index + 1));
-
-	if (fd < 0)
-		FAIL("memfd: %s", strerror(-fd));
-	return fd;
-}
-
-static int save_config(void *opaque, const void **data, size_t *len)
-{
-	struct device *d = opaque;
-
-	*data = d->config;
-	*len = sizeof(d->config);
-	return 0;
-}
-
-static int load_config(void *opaque, const void *data, size_t len)
-{
-	struct device *d = opaque;
-
-	d->config_loads++;
-	d->config_intact = len == sizeof(d->config) && memcmp(data, d->config, len) == 0;
-	return 0;
-}
-
-static void on_done(void *opaque, int error)
-{
-	struct device *d = opaque;
-
-	d->done_calls++;
-	d->done_error = error;
-}
-
-static void connect_channels(int *src_socks, int *dst_socks)
-{
-	int ret = tcp_loopback_channels(src_socks, dst_socks, cfg.channels, false);
-
-	if (ret)
-		FAIL("loopback TCP: %s", strerror(-ret));
-}
+/* A device's src_fd and dst_fd are the model's files in front of its bytes: src_mem[i], sink_fd. */
+static struct test_device *devs;
+static int *src_mem;
 
 /* A buffer cap that lets every device have a chunk in flight at once, with room to spare. */
 static size_t buffer_cap(void)
@@ -120,35 +66,21 @@ static void run_source(const int *socks, struct source_report *rep)
 	struct vfio_uring_engine_stats st;
 	struct vfio_uring_engine *e;
 	const char *msg = NULL;
+	char why[256];
 	int ret;
 
 	vfio_uring_engine_opts_init(&opts, VFIO_URING_SOURCE);
-	memcpy(opts.uuid, test_uuid, 16);
 	opts.buffer_cap = buffer_cap();
 	opts.flags = VFIO_URING_ENGINE_F_FORCE_ASYNC_DEVICE_IO;
 	opts.progress_timeout_ms = 60000;
-	ret = vfio_uring_engine_create(&opts, &e);
+	ret = test_engine_setup(&opts, socks, cfg.channels, devs, cfg.devices, 0, NULL, &e,
+				why, sizeof(why));
 	if (ret) {
 		rep->err = ret;
-		snprintf(rep->msg, sizeof(rep->msg), "source: create: %s", strerror(-ret));
+		snprintf(rep->msg, sizeof(rep->msg), "source: %.180s", why);
 		return;
 	}
-	for (unsigned i = 0; i < cfg.channels && !ret; i++)
-		ret = vfio_uring_engine_add_channel(e, socks[i]) < 0 ? -EINVAL : 0;
-	for (unsigned i = 0; i < cfg.devices && !ret; i++) {
-		struct vfio_uring_device_opts dopts;
-
-		vfio_uring_device_opts_init(&dopts);
-		dopts.idstr = devs[i].idstr;
-		dopts.instance_id = i;
-		dopts.data_fd = devs[i].src_fd;
-		dopts.save_config = save_config;
-		dopts.done = on_done;
-		dopts.opaque = &devs[i];
-		ret = vfio_uring_engine_add_device(e, &dopts, NULL);
-	}
-	if (!ret)
-		ret = vfio_uring_engine_start(e);
+	ret = vfio_uring_engine_start(e);
 	if (!ret)
 		ret = vfio_uring_engine_run(e, 120000);
 	if (ret) {
@@ -205,22 +137,25 @@ int main(int argc, char **argv)
 	alarm(120); /* a hang is a failure, not a stuck CI */
 
 	devs = calloc(cfg.devices, sizeof(*devs));
+	src_mem = calloc(cfg.devices, sizeof(*src_mem));
 	files = calloc(2 * (size_t)cfg.devices, sizeof(*files));
 	rep = mmap(NULL, sizeof(*rep), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (!devs || !files || rep == MAP_FAILED)
+	if (!devs || !src_mem || !files || rep == MAP_FAILED)
 		FAIL("out of memory");
 	memset(rep, 0, sizeof(*rep));
 	for (unsigned i = 0; i < cfg.devices; i++) {
-		struct device *d = &devs[i];
+		struct test_device *d = &devs[i];
 
 		snprintf(d->idstr, sizeof(d->idstr), "0000:%02x:%02x.0/vfio", 1 + i / 32, i % 32);
-		d->src_mem = make_source_mem(i, cfg.size);
-		d->dst_mem = memfd_create("slow-dst", MFD_CLOEXEC);
-		if (d->dst_mem < 0)
+		d->size = cfg.size;
+		src_mem[i] = test_source_memfd("slow-src", MFD_CLOEXEC, i, cfg.size);
+		d->sink_fd = memfd_create("slow-dst", MFD_CLOEXEC);
+		if (d->sink_fd < 0)
 			FAIL("memfd: %s", strerror(errno));
-		fill_pattern(d->config, sizeof(d->config), 0xc0ffee + i);
-		files[2 * i] = (struct devmodel_file){ DEVMODEL_SOURCE, d->src_mem, cfg.rate, 0 };
-		files[2 * i + 1] = (struct devmodel_file){ DEVMODEL_SINK, d->dst_mem, cfg.rate, 0 };
+		d->config_len = 64;
+		fill_pattern(d->config, d->config_len, 0xc0ffee + i);
+		files[2 * i] = (struct devmodel_file){ DEVMODEL_SOURCE, src_mem[i], cfg.rate, 0 };
+		files[2 * i + 1] = (struct devmodel_file){ DEVMODEL_SINK, d->sink_fd, cfg.rate, 0 };
 	}
 	ret = devmodel_create(files, 2 * cfg.devices, &model, why, sizeof(why));
 	free(files);
@@ -233,7 +168,7 @@ int main(int argc, char **argv)
 			FAIL("opening device %u's model files: %s", i,
 			    strerror(-(devs[i].src_fd < 0 ? devs[i].src_fd : devs[i].dst_fd)));
 	}
-	connect_channels(src_socks, dst_socks);
+	test_connect_channels("tcp", src_socks, dst_socks, cfg.channels);
 
 	t0 = (double)now_ns() * 1e-9;
 	child = fork();
@@ -249,33 +184,15 @@ int main(int argc, char **argv)
 		close(src_socks[i]);
 
 	vfio_uring_engine_opts_init(&opts, VFIO_URING_DESTINATION);
-	memcpy(opts.uuid, test_uuid, 16);
 	/* Room for every packet of every device: they all arrive before the switchover. */
 	opts.buffer_cap = (size_t)cfg.devices * (cfg.size + VFIO_URING_DEFAULT_CHUNK_SIZE) +
 			  buffer_cap();
 	opts.flags = VFIO_URING_ENGINE_F_FORCE_ASYNC_DEVICE_IO;
 	opts.progress_timeout_ms = 60000;
-	ret = vfio_uring_engine_create(&opts, &e);
+	ret = test_engine_setup(&opts, dst_socks, cfg.channels, devs, cfg.devices, 0, NULL, &e,
+				why, sizeof(why));
 	if (ret)
-		FAIL("destination: create: %s", strerror(-ret));
-	for (unsigned i = 0; i < cfg.channels; i++)
-		if (vfio_uring_engine_add_channel(e, dst_socks[i]) < 0)
-			FAIL("destination: add_channel %u", i);
-	for (unsigned i = 0; i < cfg.devices; i++) {
-		struct vfio_uring_device_opts dopts;
-
-		vfio_uring_device_opts_init(&dopts);
-		dopts.idstr = devs[i].idstr;
-		dopts.instance_id = i;
-		dopts.data_fd = devs[i].dst_fd;
-		dopts.multifd = VFIO_URING_MULTIFD_ON;
-		dopts.load_config = load_config;
-		dopts.done = on_done;
-		dopts.opaque = &devs[i];
-		ret = vfio_uring_engine_add_device(e, &dopts, NULL);
-		if (ret)
-			FAIL("destination: add_device: %s", strerror(-ret));
-	}
+		FAIL("destination: %s", why);
 	/*
 	 * The switchover starts once every packet is in, so that every device has data to write
 	 * at the same moment: the peak then measures the engine's writes, not how the devices'
@@ -313,38 +230,20 @@ int main(int argc, char **argv)
 	CHECK(ret == 0, "the device model's server did not exit cleanly: %s", strerror(-ret));
 
 	/* Every byte, every device. */
-	{
-		size_t blk = 1u << 20;
-		uint8_t *a = malloc(blk), *b = malloc(blk);
+	for (unsigned i = 0; i < cfg.devices; i++) {
+		struct test_device *d = &devs[i];
+		off_t end = lseek(d->sink_fd, 0, SEEK_END);
+		uint64_t at;
 
-		if (!a || !b)
-			FAIL("out of memory");
-		for (unsigned i = 0; i < cfg.devices; i++) {
-			struct device *d = &devs[i];
-			off_t end = lseek(d->dst_mem, 0, SEEK_END);
-
-			CHECK(end == (off_t)cfg.size, "device %u: %lld bytes on the destination, %llu sent",
-			      i, (long long)end, (unsigned long long)cfg.size);
-			for (uint64_t off = 0; off < cfg.size; off += blk) {
-				size_t n = cfg.size - off < blk ? (size_t)(cfg.size - off) : blk;
-
-				if (pread(d->src_mem, a, n, (off_t)off) != (ssize_t)n ||
-				    pread(d->dst_mem, b, n, (off_t)off) != (ssize_t)n ||
-				    memcmp(a, b, n)) {
-					CHECK(false, "device %u: data differs in the MiB at %llu", i,
-					      (unsigned long long)off);
-					break;
-				}
-			}
-			CHECK(d->done_calls == 1 && d->done_error == 0,
-			      "device %u: done called %u times, error %d", i, d->done_calls,
-			      d->done_error);
-			CHECK(d->config_loads == 1 && d->config_intact,
-			      "device %u: config loaded %u times, intact %d", i, d->config_loads,
-			      d->config_intact);
-		}
-		free(a);
-		free(b);
+		CHECK(end == (off_t)cfg.size, "device %u: %lld bytes on the destination, %llu sent",
+		      i, (long long)end, (unsigned long long)cfg.size);
+		CHECK(test_same_bytes(src_mem[i], d->sink_fd, cfg.size, &at),
+		      "device %u: data differs in the MiB at %llu", i, (unsigned long long)at);
+		CHECK(d->done_calls == 1 && d->done_error == 0,
+		      "device %u: done called %u times, error %d", i, d->done_calls, d->done_error);
+		CHECK(d->config_loads == 1 && d->config_intact && d->config_after_data,
+		      "device %u: config loaded %u times, intact %d, after data %d", i,
+		      d->config_loads, d->config_intact, d->config_after_data);
 	}
 
 	per_device = (double)cfg.size / (double)cfg.rate;
@@ -367,9 +266,10 @@ int main(int argc, char **argv)
 	      "destination: %llu device writes in flight at most, want all %u devices written "
 	      "at once", (unsigned long long)est.device_io_peak, cfg.devices);
 	for (unsigned i = 0; i < cfg.devices; i++) {
-		close(devs[i].src_mem);
-		close(devs[i].dst_mem);
+		close(src_mem[i]);
+		close(devs[i].sink_fd);
 	}
+	free(src_mem);
 	free(devs);
 	munmap(rep, sizeof(*rep));
 	return check_result();

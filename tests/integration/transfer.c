@@ -41,15 +41,12 @@
 
 #include "check.h"
 #include "clock.h"
+#include "common.h"
 #include "data.h"
-#include "net.h"
 #include "vfio-uring.h"
 
 #define MAX_DEVICES 64
 #define MAX_CHANNELS 16
-
-static const uint8_t test_uuid[16] = { 0x5a, 0x1e, 0x00, 0x01, 0x02, 0x03, 0x04, 0x05,
-				       0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d };
 
 struct config {
 	const char *transport;
@@ -64,22 +61,8 @@ struct config {
 	const char *config_gate;
 };
 
-struct device {
-	unsigned index;
-	char idstr[64];
-	uint64_t size;
-	int src_fd, dst_fd;
-	uint8_t config[600];
-	size_t config_len;
-	unsigned config_loads;
-	bool config_after_data;
-	bool config_intact;
-	int done_error;
-	unsigned done_calls;
-};
-
 static struct config cfg;
-static struct device devs[MAX_DEVICES];
+static struct test_device devs[MAX_DEVICES];
 
 /*
  * VU_TEST_ENGINE_FLAGS=baseline-ring,no-waitall,no-iowq-limits switches optional kernel
@@ -114,66 +97,6 @@ static unsigned env_engine_flags(void)
 		flags |= names[i].flag;
 	}
 	return flags;
-}
-
-static int make_source_fd(unsigned index, uint64_t size)
-{
-	int fd = pattern_memfd("src", 0, size, 0x9e3779b97f4a7c15ull * (index + 1));
-
-	if (fd < 0)
-		FAIL("memfd: %s", strerror(-fd));
-	return fd;
-}
-
-static int save_config(void *opaque, const void **data, size_t *len)
-{
-	struct device *d = opaque;
-
-	*data = d->config;
-	*len = d->config_len;
-	return 0;
-}
-
-static int load_config(void *opaque, const void *data, size_t len)
-{
-	struct device *d = opaque;
-	struct stat st;
-
-	d->config_loads++;
-	d->config_intact = len == d->config_len && memcmp(data, d->config, len) == 0;
-	d->config_after_data = fstat(d->dst_fd, &st) == 0 && (uint64_t)st.st_size == d->size;
-	return 0;
-}
-
-static void on_done(void *opaque, int error)
-{
-	struct device *d = opaque;
-
-	d->done_calls++;
-	d->done_error = error;
-}
-
-static void connect_channels(int *src_socks, int *dst_socks)
-{
-	int ret;
-
-	if (strcmp(cfg.transport, "unix") == 0) {
-		for (unsigned i = 0; i < cfg.channels; i++) {
-			int sv[2];
-
-			ret = connect_pair(sv, false);
-			if (ret)
-				FAIL("socketpair: %s", strerror(-ret));
-			src_socks[i] = sv[0];
-			dst_socks[i] = sv[1];
-		}
-		return;
-	}
-	/* TCP on loopback; accept order differs from connect order on purpose: the handshake's
-	 * channel id, not the accept order, identifies a channel. */
-	ret = tcp_loopback_channels(src_socks, dst_socks, cfg.channels, true);
-	if (ret)
-		FAIL("loopback TCP: %s", strerror(-ret));
 }
 
 /* The source's bytes per read: the chunk, or less when the cap cannot hold one per device
@@ -220,34 +143,18 @@ static int run_source(const int *socks)
 	struct vfio_uring_engine_stats st;
 	uint64_t t0, t_change = 0, wire_at_change = 0;
 	const char *msg;
+	char why[256];
 	int ret;
 
 	vfio_uring_engine_opts_init(&opts, VFIO_URING_SOURCE);
-	memcpy(opts.uuid, test_uuid, 16);
 	opts.chunk_size = cfg.chunk;
 	opts.buffer_cap = cfg.src_cap;
 	opts.flags = cfg.flags;
 	opts.progress_timeout_ms = 60000;
-	ret = vfio_uring_engine_create(&opts, &e);
+	ret = test_engine_setup(&opts, socks, cfg.channels, devs, cfg.devices, 0, handles, &e,
+				why, sizeof(why));
 	if (ret)
-		FAIL("source: create: %s", strerror(-ret));
-	for (unsigned i = 0; i < cfg.channels; i++)
-		if (vfio_uring_engine_add_channel(e, socks[i]) != (int)i)
-			FAIL("source: add_channel %u", i);
-	for (unsigned i = 0; i < cfg.devices; i++) {
-		struct vfio_uring_device_opts dopts;
-
-		vfio_uring_device_opts_init(&dopts);
-		dopts.idstr = devs[i].idstr;
-		dopts.instance_id = i;
-		dopts.data_fd = devs[i].src_fd;
-		dopts.save_config = save_config;
-		dopts.done = on_done;
-		dopts.opaque = &devs[i];
-		ret = vfio_uring_engine_add_device(e, &dopts, &handles[i]);
-		if (ret)
-			FAIL("source: add_device: %s", strerror(-ret));
-	}
+		FAIL("source: %s", why);
 	if (cfg.rate && (ret = vfio_uring_engine_set_rate_limit(e, cfg.rate)))
 		FAIL("source: set_rate_limit: %s", strerror(-ret));
 	t0 = now_ms();
@@ -340,6 +247,8 @@ int main(int argc, char **argv)
 	int src_socks[MAX_CHANNELS], dst_socks[MAX_CHANNELS];
 	uint64_t total_packets = 0, total_bytes = 0, queued_before = 0;
 	const char *msg;
+	char why[256];
+	uint64_t at;
 	int opt, ret, status;
 	pid_t child;
 
@@ -389,15 +298,14 @@ int main(int argc, char **argv)
 	alarm(600); /* a hang is a failure, not a stuck CI */
 
 	for (unsigned i = 0; i < cfg.devices; i++) {
-		struct device *d = &devs[i];
+		struct test_device *d = &devs[i];
 		uint64_t seed = 0xc0ffee + i;
 		uint64_t chunks;
 
-		d->index = i;
 		d->size = cfg.sizes[i % cfg.n_sizes];
 		snprintf(d->idstr, sizeof(d->idstr), "0000:00:%02x.0/vfio", i + 3);
-		d->src_fd = make_source_fd(i, d->size);
-		d->dst_fd = memfd_create("dst", 0);
+		d->src_fd = test_source_memfd("src", 0, i, d->size);
+		d->dst_fd = d->sink_fd = memfd_create("dst", 0);
 		d->config_len = 1 + (i * 37) % sizeof(d->config);
 		for (size_t j = 0; j < d->config_len; j++)
 			d->config[j] = (uint8_t)xorshift64(&seed);
@@ -405,7 +313,7 @@ int main(int argc, char **argv)
 		total_packets += chunks + 1;
 		total_bytes += d->size + 12 * (chunks + 1) + 16 + d->config_len;
 	}
-	connect_channels(src_socks, dst_socks);
+	test_connect_channels(cfg.transport, src_socks, dst_socks, cfg.channels);
 
 	child = fork();
 	if (child == 0) {
@@ -417,35 +325,17 @@ int main(int argc, char **argv)
 		close(src_socks[i]);
 
 	vfio_uring_engine_opts_init(&opts, VFIO_URING_DESTINATION);
-	memcpy(opts.uuid, test_uuid, 16);
 	opts.buffer_cap = cfg.dst_cap;
 	opts.max_packet_size = cfg.chunk + 4096 > (4u << 20) ? cfg.chunk + 4096 : 4u << 20;
 	if (opts.max_packet_size > opts.buffer_cap)
 		opts.max_packet_size = opts.buffer_cap;
 	opts.flags = cfg.flags;
 	opts.progress_timeout_ms = 60000;
-	ret = vfio_uring_engine_create(&opts, &e);
+	ret = test_engine_setup(&opts, dst_socks, cfg.channels, devs, cfg.devices,
+				cfg.config_gate ? VFIO_URING_DEVICE_F_CONFIG_LOAD_WAITS : 0, handles, &e,
+				why, sizeof(why));
 	if (ret)
-		FAIL("destination: create: %s", strerror(-ret));
-	for (unsigned i = 0; i < cfg.channels; i++)
-		vfio_uring_engine_add_channel(e, dst_socks[i]);
-	for (unsigned i = 0; i < cfg.devices; i++) {
-		struct vfio_uring_device_opts dopts;
-
-		vfio_uring_device_opts_init(&dopts);
-		dopts.idstr = devs[i].idstr;
-		dopts.instance_id = i;
-		dopts.data_fd = devs[i].dst_fd;
-		dopts.multifd = VFIO_URING_MULTIFD_ON;
-		dopts.load_config = load_config;
-		dopts.done = on_done;
-		dopts.opaque = &devs[i];
-		if (cfg.config_gate)
-			dopts.flags = VFIO_URING_DEVICE_F_CONFIG_LOAD_WAITS;
-		ret = vfio_uring_engine_add_device(e, &dopts, &handles[i]);
-		if (ret)
-			FAIL("destination: add_device: %s", strerror(-ret));
-	}
+		FAIL("destination: %s", why);
 	ret = vfio_uring_engine_start(e);
 	if (ret)
 		FAIL("destination: start: %s", strerror(-ret));
@@ -514,9 +404,8 @@ int main(int argc, char **argv)
 		FAIL("source process failed");
 
 	for (unsigned i = 0; i < cfg.devices; i++) {
-		struct device *d = &devs[i];
+		struct test_device *d = &devs[i];
 		struct vfio_uring_device_status st;
-		static uint8_t a[1 << 20], b[1 << 20];
 		struct stat sb;
 
 		vfio_uring_device_get_status(handles[i], &st, sizeof(st));
@@ -529,14 +418,8 @@ int main(int argc, char **argv)
 		if (fstat(d->dst_fd, &sb) < 0 || (uint64_t)sb.st_size != d->size)
 			FAIL("device %u: %lld bytes written, expected %llu", i, (long long)sb.st_size,
 			     (unsigned long long)d->size);
-		for (uint64_t off = 0; off < d->size; off += sizeof(a)) {
-			size_t n = d->size - off < sizeof(a) ? d->size - off : sizeof(a);
-
-			if (pread(d->src_fd, a, n, (off_t)off) != (ssize_t)n ||
-			    pread(d->dst_fd, b, n, (off_t)off) != (ssize_t)n || memcmp(a, b, n))
-				FAIL("device %u: data differs in the MiB at %llu", i,
-				     (unsigned long long)off);
-		}
+		if (!test_same_bytes(d->src_fd, d->dst_fd, d->size, &at))
+			FAIL("device %u: data differs in the MiB at %llu", i, (unsigned long long)at);
 		if (st.data_bytes != d->size)
 			FAIL("device %u: data_bytes %llu", i, (unsigned long long)st.data_bytes);
 	}
