@@ -37,22 +37,11 @@ static int check_config_paths(struct mig_session *s)
 	return 0;
 }
 
-/* STOP -> RESUMING and registered with the engine, one by one. */
-static int add_devices(struct mig_session *s)
+/* STOP -> RESUMING and registered with the engine. */
+static int load_add(struct mig_session *s, struct mig_device *d,
+		    const struct vfio_uring_device_opts *opts)
 {
-	for (unsigned i = 0; i < s->ndev; i++) {
-		struct mig_device *d = &s->devs[i];
-		struct vfio_uring_device_opts opts;
-
-		mig_device_opts(s, i, &opts);
-		int ret = vfio_uring_vfio_load_add(d->vfio, s->engine, &opts, &d->dev);
-		if (ret < 0) {
-			d->dev = NULL;
-			mig_device_fate(d, MIG_FAILED, "%s", mig_vfio_message(d));
-			return mig_fail(s, ret, "%s", vfio_uring_vfio_error(d->vfio));
-		}
-	}
-	return 0;
+	return vfio_uring_vfio_load_add(d->vfio, s->engine, opts, &d->dev);
 }
 
 static void transfer(struct mig_session *s)
@@ -119,7 +108,7 @@ int mig_destination_run(struct mig_session *s)
 	if (mig_open_devices(s) == 0 && check_config_paths(s) == 0 &&
 	    mig_accept_channels(s) == 0) {
 		s->t0 = now_s();
-		if (mig_create_engine(s, VFIO_URING_DESTINATION) == 0 && add_devices(s) == 0)
+		if (mig_create_engine(s, VFIO_URING_DESTINATION) == 0 && mig_add_devices(s, load_add) == 0)
 			transfer(s);
 		finish_devices(s);
 	}
@@ -130,10 +119,5 @@ int mig_destination_run(struct mig_session *s)
 		mig_send_verdict(s->socks[0], s->result, s->why);
 	if (s->result == 0 && s->o->run_after)
 		run_devices(s);
-	mig_summary(s);
-	vfio_uring_engine_destroy(s->engine);
-	s->engine = NULL;
-	mig_close_channels(s);
-	mig_close_devices(s);
 	return s->result;
 }

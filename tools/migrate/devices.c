@@ -122,15 +122,27 @@ static int load_config(void *opaque, const void *data, size_t len)
 	return 0;
 }
 
-void mig_device_opts(struct mig_session *s, unsigned i, struct vfio_uring_device_opts *opts)
+int mig_add_devices(struct mig_session *s, mig_add_fn *add)
 {
-	vfio_uring_device_opts_init(opts);
-	opts->idstr = s->o->idstr;
-	opts->instance_id = i;
-	opts->multifd = VFIO_URING_MULTIFD_ON;
-	opts->save_config = save_config;
-	opts->load_config = load_config;
-	opts->opaque = &s->devs[i];
+	for (unsigned i = 0; i < s->ndev; i++) {
+		struct mig_device *d = &s->devs[i];
+		struct vfio_uring_device_opts opts;
+
+		vfio_uring_device_opts_init(&opts);
+		opts.idstr = s->o->idstr;
+		opts.instance_id = i;
+		opts.multifd = VFIO_URING_MULTIFD_ON;
+		opts.save_config = save_config;
+		opts.load_config = load_config;
+		opts.opaque = d;
+		int ret = add(s, d, &opts);
+		if (ret < 0) {
+			d->dev = NULL;
+			mig_device_fate(d, MIG_FAILED, "%s", mig_vfio_message(d));
+			return mig_fail(s, ret, "%s", vfio_uring_vfio_error(d->vfio));
+		}
+	}
+	return 0;
 }
 
 int mig_read_config(struct mig_device *d)

@@ -232,6 +232,11 @@ int main(int argc, char **argv)
 		s.socks[i] = -1;
 	s.t0 = now_s();
 	int ret = o.listen ? mig_destination_run(&s) : mig_source_run(&s);
+	/* Whatever step a run stopped at: a row per device, then nothing left open. */
+	mig_summary(&s);
+	vfio_uring_engine_destroy(s.engine);
+	mig_close_channels(&s);
+	mig_close_devices(&s);
 	for (unsigned i = 0; i < ndev; i++)
 		free(devs[i].config);
 	return ret == 0 ? 0 : 1;

@@ -92,7 +92,17 @@ void mig_close_channels(struct mig_session *s);
 int mig_open_devices(struct mig_session *s);
 void mig_close_devices(struct mig_session *s);
 int mig_create_engine(struct mig_session *s, enum vfio_uring_side side);
-void mig_device_opts(struct mig_session *s, unsigned i, struct vfio_uring_device_opts *opts);
+/*
+ * Moves a device and registers it with s->engine, with these options (the side's
+ * vfio_uring_vfio_*_add, setting d->dev): 0 or <0, the reason in vfio_uring_vfio_error().
+ */
+typedef int mig_add_fn(struct mig_session *s, struct mig_device *d,
+		       const struct vfio_uring_device_opts *opts);
+/*
+ * Each device through add, one by one: the first that fails is marked FAILED and fails the
+ * run (the ones before it are registered and finish with the engine). 0 or its error.
+ */
+int mig_add_devices(struct mig_session *s, mig_add_fn *add);
 int mig_read_config(struct mig_device *d);
 int mig_write_config(const struct mig_device *d);
 
@@ -104,7 +114,10 @@ int mig_recv_verdict(int fd, int timeout_ms, char *msg, size_t msg_len);
 int mig_run_engine(struct mig_session *s);
 void mig_summary(const struct mig_session *s);
 
-/* source.c, destination.c: one whole run each. \return 0 or the run's error. */
+/*
+ * source.c, destination.c: one whole run each, up to the summary (main.c prints it and
+ * closes what the run opened). \return 0 or the run's error.
+ */
 int mig_source_run(struct mig_session *s);
 int mig_destination_run(struct mig_session *s);
 

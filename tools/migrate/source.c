@@ -28,36 +28,22 @@ static int read_config_blobs(struct mig_session *s)
 	return 0;
 }
 
-/* STOP_COPY (after PRE_COPY with --precopy) and registered with the engine, one by one. */
-static int add_devices(struct mig_session *s)
+/* STOP_COPY (after PRE_COPY with --precopy) and registered with the engine. */
+static int save_add(struct mig_session *s, struct mig_device *d,
+		    const struct vfio_uring_device_opts *opts)
 {
-	for (unsigned i = 0; i < s->ndev; i++) {
-		struct mig_device *d = &s->devs[i];
-		struct vfio_uring_device_opts opts;
-		int ret;
-
-		if (s->o->precopy) {
-			uint64_t initial = 0, dirty = 0;
-			ret = vfio_uring_vfio_save_precopy(d->vfio);
-			if (ret == 0)
-				vfio_uring_vfio_precopy_info(d->vfio, &initial, &dirty);
-			fprintf(stderr, "%s: PRE_COPY %s (initial_bytes %llu, dirty_bytes %llu)\n",
-				d->name, ret == 0 ? "entered" : vfio_uring_vfio_error(d->vfio),
-				(unsigned long long)initial, (unsigned long long)dirty);
-			if (ret < 0 && ret != -EOPNOTSUPP) {
-				mig_device_fate(d, MIG_FAILED, "%s", mig_vfio_message(d));
-				return mig_fail(s, ret, "%s", vfio_uring_vfio_error(d->vfio));
-			}
-		}
-		mig_device_opts(s, i, &opts);
-		ret = vfio_uring_vfio_save_add(d->vfio, s->engine, &opts, &d->dev);
-		if (ret < 0) {
-			d->dev = NULL;
-			mig_device_fate(d, MIG_FAILED, "%s", mig_vfio_message(d));
-			return mig_fail(s, ret, "%s", vfio_uring_vfio_error(d->vfio));
-		}
+	if (s->o->precopy) {
+		uint64_t initial = 0, dirty = 0;
+		int ret = vfio_uring_vfio_save_precopy(d->vfio);
+		if (ret == 0)
+			vfio_uring_vfio_precopy_info(d->vfio, &initial, &dirty);
+		fprintf(stderr, "%s: PRE_COPY %s (initial_bytes %llu, dirty_bytes %llu)\n",
+			d->name, ret == 0 ? "entered" : vfio_uring_vfio_error(d->vfio),
+			(unsigned long long)initial, (unsigned long long)dirty);
+		if (ret < 0 && ret != -EOPNOTSUPP)
+			return ret;
 	}
-	return 0;
+	return vfio_uring_vfio_save_add(d->vfio, s->engine, opts, &d->dev);
 }
 
 static void transfer(struct mig_session *s)
@@ -103,14 +89,9 @@ int mig_source_run(struct mig_session *s)
 	if (mig_open_devices(s) == 0 && read_config_blobs(s) == 0 &&
 	    mig_connect_channels(s) == 0) {
 		s->t0 = now_s();
-		if (mig_create_engine(s, VFIO_URING_SOURCE) == 0 && add_devices(s) == 0)
+		if (mig_create_engine(s, VFIO_URING_SOURCE) == 0 && mig_add_devices(s, save_add) == 0)
 			transfer(s);
 		finish_devices(s);
 	}
-	mig_summary(s);
-	vfio_uring_engine_destroy(s->engine);
-	s->engine = NULL;
-	mig_close_channels(s);
-	mig_close_devices(s);
 	return s->result;
 }
