@@ -470,3 +470,20 @@ int demo_engine_setup(const struct demo_options *opts, struct demo_device *devs,
 	}
 	return 0;
 }
+
+int demo_engine_start(const struct demo_options *opts, int control_fd,
+		      struct vfio_uring_engine *engine, struct demo_loop_stats *stats)
+{
+	int ret;
+
+	if (opts->source) {
+		ret = demo_send_message(control_fd, DEMO_MSG_SWITCHOVER);
+		if (ret < 0)
+			return ret;
+	}
+	demo_stats_start(stats);
+	ret = vfio_uring_engine_start(engine);
+	if (ret < 0)
+		return ret;
+	return vfio_uring_engine_get_fd(engine);
+}

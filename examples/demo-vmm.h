@@ -107,6 +107,16 @@ void demo_stats_process_end(struct demo_loop_stats *s);
 void demo_stats_stop(struct demo_loop_stats *s);
 
 /*
+ * The start of the transfer, the same in every example: the source tells the destination
+ * the switchover is here (its VM is stopped, its devices in STOP_COPY); then the loop's
+ * statistics and the engine start. Call it from the thread that runs the loop: the engine's
+ * ring accepts submissions only from the thread that called start. Returns the engine's
+ * fd, for the loop to watch, or -errno.
+ */
+int demo_engine_start(const struct demo_options *opts, int control_fd,
+		      struct vfio_uring_engine *engine, struct demo_loop_stats *stats);
+
+/*
  * Prints the outcome (the lines the tests read):
  *   <side>: migrated N devices, B bytes in T ms, buffers peak P of C MiB
  *   or <side>: migration failed: E (strerror): message

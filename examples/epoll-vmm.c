@@ -254,31 +254,18 @@ static int setup(struct vmm *v)
 }
 
 /*
- * The engine's ring accepts submissions only from the thread that calls start(): call it
- * from the thread that runs the loop. Only then is the engine's fd worth watching.
+ * Called from the thread that runs the loop (the engine's ring accepts submissions only
+ * from it). Only once the engine has started is its fd worth watching; the destination
+ * also watches the control channel for the switchover.
  */
 static int start(struct vmm *v)
 {
-	int ret;
+	int ret = demo_engine_start(&v->opts, v->control_fd, v->engine, &v->stats);
 
-	if (v->opts.source) {
-		/* The VM is stopped and its devices are in STOP_COPY: tell the destination. */
-		ret = demo_send_message(v->control_fd, DEMO_MSG_SWITCHOVER);
-		if (ret < 0)
-			return ret;
-	} else {
+	if (ret >= 0)
+		ret = watch(v, ret, EV_ENGINE);
+	if (ret >= 0 && !v->opts.source)
 		ret = watch(v, v->control_fd, EV_CONTROL);
-		if (ret < 0)
-			return ret;
-	}
-	demo_stats_start(&v->stats);
-	ret = vfio_uring_engine_start(v->engine);
-	if (ret < 0)
-		return ret;
-	ret = vfio_uring_engine_get_fd(v->engine);
-	if (ret < 0)
-		return ret;
-	ret = watch(v, ret, EV_ENGINE);
 	if (ret < 0)
 		return ret;
 	printf("%s: transfer started\n", v->side);

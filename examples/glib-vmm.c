@@ -210,29 +210,19 @@ static int setup(struct vmm *v)
 }
 
 /*
- * The engine's ring accepts submissions only from the thread that calls start(): the thread
- * that runs this GMainContext. In QEMU that is the main loop thread (or an iothread's).
+ * Called from the thread that runs this GMainContext (the engine's ring accepts submissions
+ * only from it); in QEMU that is the main loop thread (or an iothread's). The destination
+ * also watches the control channel for the switchover.
  */
 static int start(struct vmm *v)
 {
-	int ret;
+	int ret = demo_engine_start(&v->opts, v->control_fd, v->engine, &v->stats);
 
-	if (v->opts.source) {
-		/* The VM is stopped and its devices are in STOP_COPY: tell the destination. */
-		ret = demo_send_message(v->control_fd, DEMO_MSG_SWITCHOVER);
-		if (ret < 0)
-			return ret;
-	} else {
-		v->control_watch = g_unix_fd_add(v->control_fd, G_IO_IN, on_control, v);
-	}
-	demo_stats_start(&v->stats);
-	ret = vfio_uring_engine_start(v->engine);
-	if (ret < 0)
-		return ret;
-	ret = vfio_uring_engine_get_fd(v->engine);
 	if (ret < 0)
 		return ret;
 	v->engine_watch = g_unix_fd_add(ret, G_IO_IN, on_engine, v);
+	if (!v->opts.source)
+		v->control_watch = g_unix_fd_add(v->control_fd, G_IO_IN, on_control, v);
 	printf("%s: transfer started\n", v->side);
 	fflush(stdout); /* the tests wait for this line */
 	return 0;
