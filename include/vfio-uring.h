@@ -73,6 +73,7 @@ extern "C" {
 /** Opaque handles. */
 struct vfio_uring_engine;
 struct vfio_uring_device;
+struct vfio_uring_precopy_status; /* below, with pre-copy */
 
 enum vfio_uring_side {
 	VFIO_URING_SOURCE = 1,
@@ -114,6 +115,15 @@ enum {
 	VFIO_URING_ENGINE_F_NO_WAITALL = 1u << 2,
 	/** Leave io-wq's worker limits as they are (IORING_REGISTER_IOWQ_MAX_WORKERS, 5.15). */
 	VFIO_URING_ENGINE_F_NO_IOWQ_LIMITS = 1u << 3,
+	/**
+	 * Live pre-copy over the channels ("Pre-copy" below; README "Wire format"), an
+	 * extension of QEMU's wire that both sides must enable. A source reads the devices
+	 * registered with a precopy_info callback while the VM runs and sends that data with
+	 * the extension's PRECOPY flag in the VFIO packet header; a destination accepts such
+	 * packets and writes them before switchover start. Without it (the default) the wire
+	 * is QEMU's byte for byte and a destination rejects the flag (VFIO_FLAGS).
+	 */
+	VFIO_URING_ENGINE_F_PRECOPY = 1u << 4,
 };
 
 #define VFIO_URING_DEFAULT_BUFFER_CAP (64u << 20)     /* 64 MiB */
@@ -158,6 +168,106 @@ struct vfio_uring_engine_opts {
 	 * source (before switchover start, until it starts).
 	 */
 	size_t max_queued_bytes;
+	/*
+	 * Pre-copy (source, VFIO_URING_ENGINE_F_PRECOPY; fields added in 0.3).
+	 */
+	/**
+	 * Called when the engine's pre-copy readiness (vfio_uring_precopy_status.ready)
+	 * changes: to 1 once every pre-copy device has read its initial bytes (and the stop-copy
+	 * estimate is within precopy_downtime_ms), back to 0 when a device reports new initial
+	 * bytes (REINIT) or the estimate grows past the limit. NULL: poll
+	 * vfio_uring_engine_get_precopy_status().
+	 */
+	void (*precopy_ready)(struct vfio_uring_engine *engine, void *opaque,
+			      const struct vfio_uring_precopy_status *status);
+	void *precopy_opaque;          /**< passed to precopy_ready */
+	/**
+	 * How often a device with nothing to read in pre-copy is asked again (its
+	 * precopy_info), and the longest a device's estimates may be old. 0: 10 ms.
+	 */
+	unsigned precopy_poll_ms;
+	/**
+	 * The longest stop-copy the caller accepts (QEMU's downtime-limit, for the devices'
+	 * part): readiness also needs est_stop_copy_us within it, so a device that dirties
+	 * faster than its state can move never becomes ready. 0: initial bytes only.
+	 */
+	unsigned precopy_downtime_ms;
+};
+
+/* ------------------------------------------------------------------------------------------
+ * Pre-copy
+ *
+ * A device that supports VFIO's PRE_COPY streams most of its state while the VM still runs:
+ * first its "initial bytes", then what the running device dirties. With
+ * VFIO_URING_ENGINE_F_PRECOPY on both sides, a source reads every device registered with a
+ * precopy_info callback from start on, sends the data over the channels, and asks the
+ * device (its precopy_info) how much is left whenever it has nothing to read, never
+ * spinning: a read returning ENOMSG or 0 means "nothing for now", and the device is asked
+ * again every precopy_poll_ms. The VMM watches the readiness (the precopy_ready callback,
+ * vfio_uring_engine_get_precopy_status()), stops the VM when the stop-copy part left is
+ * small enough, moves each device to STOP_COPY and calls vfio_uring_engine_stop_copy(): the
+ * same data fd then streams to its end, and the engine finishes as without pre-copy. Pre-copy
+ * and stop-copy data are one ordered stream per device (idx 0, 1, ...): the destination
+ * writes pre-copy packets as they come, the rest after switchover start as before.
+ * ------------------------------------------------------------------------------------------ */
+
+/** What a device reports of its pre-copy data (VFIO_MIG_GET_PRECOPY_INFO, MIG_DATA_SIZE). */
+struct vfio_uring_precopy_info {
+	uint64_t initial_bytes;   /**< initial data still to read (falls to 0 as it is read) */
+	uint64_t dirty_bytes;     /**< data the running device dirtied since, ready to read */
+	/**
+	 * The device's estimate of its stop-copy data (VFIO_DEVICE_FEATURE_MIG_DATA_SIZE); 0:
+	 * unknown, initial_bytes + dirty_bytes is used instead.
+	 */
+	uint64_t stop_copy_bytes;
+	uint32_t flags;           /**< VFIO_URING_PRECOPY_F_* */
+	uint32_t reserved0;
+	uint64_t reserved[4];     /**< 0: the struct keeps this size in every 0.x release */
+};
+
+/**
+ * initial_bytes rose again: the driver has new initial data (VFIO_PRECOPY_INFO_REINIT, which
+ * drivers report only after the VMM opted in to VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2, see
+ * vfio_uring_vfio_save_precopy()). Without it initial_bytes only falls.
+ */
+#define VFIO_URING_PRECOPY_F_REINIT (1u << 0)
+
+/**
+ * Source: fills *info (zeroed by the engine) with the device's pre-copy state. Called only
+ * while the device is in pre-copy and no read of its data fd is in flight. Return 0 or a
+ * negated errno (fails the device: VFIO_URING_REASON_PRECOPY_INFO).
+ */
+typedef int (*vfio_uring_precopy_info_fn)(void *opaque, struct vfio_uring_precopy_info *info);
+
+/** Pre-copy progress of a device, or of the engine (sums; readiness of all devices). */
+struct vfio_uring_precopy_status {
+	/**
+	 * 1 when every pre-copy device (or this one) has read all its initial bytes, as it last
+	 * reported, and est_stop_copy_us is within opts.precopy_downtime_ms (when set): stopping
+	 * the VM now costs only the stop-copy part.
+	 */
+	uint32_t ready;
+	uint32_t devices_pending;  /**< pre-copy devices whose initial bytes are not all read */
+	uint32_t live;             /**< 1 until vfio_uring_engine_stop_copy() */
+	uint32_t devices;          /**< pre-copy devices (a device's own: 0 or 1) */
+	uint64_t initial_bytes;    /**< initial bytes still to read, as last reported */
+	uint64_t dirty_bytes;      /**< dirty bytes ready to read, as last reported */
+	uint64_t stop_copy_bytes;  /**< estimated bytes left for the stop-copy phase */
+	uint64_t precopy_bytes;    /**< data bytes read from the data fds while live */
+	/**
+	 * Bytes per second the device's data fd reads at, measured over its reads so far (0:
+	 * not measured yet); for the engine, the slowest device's.
+	 */
+	uint64_t read_rate;
+	/**
+	 * Estimated stop-copy time in microseconds: the longest stop_copy_bytes / read_rate of
+	 * any device (devices are read in parallel), or, when the stop-copy phase has a cap
+	 * (vfio_uring_engine_set_rate_limit()), the bytes left to send at that cap if longer.
+	 * Without a cap the link is not in it: a VMM divides stop_copy_bytes by its link's rate.
+	 * 0 while no rate is measured.
+	 */
+	uint64_t est_stop_copy_us;
+	uint64_t reinits;          /**< how often initial_bytes rose again (REINIT) */
 };
 
 /*
@@ -202,6 +312,12 @@ struct vfio_uring_device_opts {
 	vfio_uring_device_done_fn done;        /**< optional */
 	void *opaque;                /**< passed to the callbacks */
 	unsigned flags;              /**< VFIO_URING_DEVICE_F_* */
+	/**
+	 * Source, with VFIO_URING_ENGINE_F_PRECOPY (0.3): the device is in PRE_COPY and its
+	 * data fd streams pre-copy data from start until vfio_uring_engine_stop_copy(). NULL:
+	 * stop-copy only.
+	 */
+	vfio_uring_precopy_info_fn precopy_info;
 };
 
 /** Device flags (vfio_uring_device_opts.flags). */
@@ -285,6 +401,9 @@ enum vfio_uring_device_state {
 	  "data packet idx above the config packet's")                                         \
 	X(VFIO_CONFIG_FRAMING, 25, EUCLEAN, DESTINATION,                                       \
 	  "config packet markers (DEV_CONFIG_STATE, END_OF_STATE) missing or wrong")           \
+	X(VFIO_PRECOPY_ORDER, 43, ESTRPIPE, DESTINATION,                                       \
+	  "pre-copy extension: a PRECOPY packet at or above the idx of a stop-copy or config "  \
+	  "packet of the same device, or the flag on a config packet")                        \
 	X(STREAM_TRUNCATED, 26, ECONNRESET, DESTINATION,                                       \
 	  "a channel ended (EOF) inside a handshake, packet header or payload")                \
 	X(STREAM_ENDED, 27, ENOLINK, DESTINATION,                                              \
@@ -321,7 +440,8 @@ enum vfio_uring_device_state {
 	X(DESTROYED, 41, ECANCELED, BOTH, "vfio_uring_engine_destroy() during the transfer")   \
 	X(FALLOUT, 42, ECANCELED, BOTH,                                                        \
 	  "a device's only: the migration failed elsewhere (another device, a channel, the "    \
-	  "engine); the engine's reason says why")
+	  "engine); the engine's reason says why")                                             \
+	X(PRECOPY_INFO, 44, 0, SOURCE, "the precopy_info callback failed: its return value")
 
 #define VFIO_URING_REASONS(X) VFIO_URING_REASONS_WIRE(X) VFIO_URING_REASONS_OTHER(X)
 
@@ -454,6 +574,36 @@ VFIO_URING_API int vfio_uring_engine_switchover_start(struct vfio_uring_engine *
  */
 VFIO_URING_API int vfio_uring_engine_set_rate_limit(struct vfio_uring_engine *engine,
 						    uint64_t bytes_per_second);
+
+/**
+ * Source, pre-copy: the VM is stopped and every pre-copy device is in STOP_COPY now. From
+ * here on a read of 0 bytes ends a device's stream (a read already in flight still counts as
+ * pre-copy), and the live-phase bandwidth cap no longer applies. Before start: the devices
+ * skip pre-copy. \return 0, or -EINVAL (NULL, a destination, or no VFIO_URING_ENGINE_F_PRECOPY).
+ */
+VFIO_URING_API int vfio_uring_engine_stop_copy(struct vfio_uring_engine *engine);
+
+/**
+ * Source, pre-copy: caps the bytes sent on all channels together at bytes_per_second while
+ * the VM runs (until vfio_uring_engine_stop_copy()), so that device state does not starve the
+ * running VM's own traffic; 0 (the default): no cap. The stop-copy phase runs under
+ * vfio_uring_engine_set_rate_limit()'s cap (none by default). Callable at any time.
+ * \return 0, or -EINVAL (NULL, or a destination).
+ */
+VFIO_URING_API int vfio_uring_engine_set_precopy_rate_limit(struct vfio_uring_engine *engine,
+							    uint64_t bytes_per_second);
+
+/**
+ * Pre-copy progress: the engine's (sums, and the readiness of every pre-copy device) or one
+ * device's; size as in the outputs (ABI). A source without pre-copy devices reports zeros
+ * (ready 0, devices 0). \return 0, or -EINVAL.
+ */
+VFIO_URING_API int vfio_uring_engine_get_precopy_status(const struct vfio_uring_engine *engine,
+							struct vfio_uring_precopy_status *status,
+							size_t size);
+VFIO_URING_API int vfio_uring_device_get_precopy_status(const struct vfio_uring_device *dev,
+							struct vfio_uring_precopy_status *status,
+							size_t size);
 
 /**
  * Destination: the config of a device registered with VFIO_URING_DEVICE_F_CONFIG_LOAD_WAITS

@@ -11,15 +11,17 @@
  *
  * Devices: packets wait in the reorder table until their idx is next; one write of the
  * data fd in flight per device, partial writes continued. Nothing is written before
- * switchover_start(). When packets 0..N-1 are written and config packet N has arrived,
- * the config blob is loaded (once) and the device is DONE.
+ * switchover_start(), except pre-copy data (VFIO_URING_ENGINE_F_PRECOPY): packets with the
+ * extension's PRECOPY flag, which precede every other packet of their device, are written
+ * as they come. When packets 0..N-1 are written and config packet N has arrived, the config
+ * blob is loaded (once) and the device is DONE.
  *
  * Memory is bounded by flow control, not by failing valid migrations. Every payload counts
  * against the pool's cap. A channel whose next packet does not fit stops receiving
  * ("parked") until a write frees a buffer: its data waits in the socket buffers and TCP
- * backpressure slows the source. Before switchover start nothing is written, so parked
- * channels wait for it (QEMU's source starts sending before the destination's VMM has seen
- * the switchover command). The engine owns its sockets, so it can do what QEMU's receive
+ * backpressure slows the source. Before switchover start nothing but pre-copy data is
+ * written, so parked channels wait for it (QEMU's source starts sending before the
+ * destination's VMM has seen the switchover command). The engine owns its sockets, so it can do what QEMU's receive
  * threads, which also carry RAM, cannot; a caller who wants QEMU 10.1's fail-fast limit
  * (x-migration-max-queued-buffers-size) sets max_queued_bytes.
  *
@@ -138,6 +140,24 @@ static struct vfio_uring_device *find_device(struct vfio_uring_engine *e, const 
  * Every data packet 0..config_idx-1 and the config packet are here (or written): data idx
  * are distinct and below config_idx, so counting them is enough.
  */
+/* The VFIO packet flags this destination accepts: QEMU's, and the pre-copy extension's. */
+static uint32_t known_vfio_flags(const struct vfio_uring_engine *e)
+{
+	return VU_WIRE_VFIO_FLAGS_QEMU |
+	       (e->opts.flags & VFIO_URING_ENGINE_F_PRECOPY ? VU_WIRE_VFIO_FLAG_PRECOPY : 0);
+}
+
+/*
+ * Whether the device's next packet may be written now: after switchover start every packet
+ * may; before it only pre-copy packets. Every PRECOPY idx is below every other idx of the
+ * device (check_order), so the next idx is a pre-copy packet when one at or above it was
+ * received.
+ */
+static bool may_write_next(const struct vfio_uring_device *dev)
+{
+	return dev->engine->dst.switchover || dev->next_write_idx < dev->precopy_idx_end;
+}
+
 static bool device_complete(const struct vfio_uring_device *dev)
 {
 	return dev->config_idx != VU_WIRE_VFIO_IDX_INVALID &&
@@ -189,10 +209,11 @@ static void device_pump(struct vfio_uring_device *dev)
 	struct vfio_uring_engine *e = dev->engine;
 	struct vu_buf *buf;
 
-	if (!e->dst.switchover || vu_engine_failed(e) || dev->state != VFIO_URING_DEVICE_ACTIVE ||
+	if (vu_engine_failed(e) || dev->state != VFIO_URING_DEVICE_ACTIVE ||
 	    dev->dst_state != VU_DST_RECEIVING)
 		return; /* WAIT_CALLER: every packet is written already */
-	while ((buf = vu_reorder_take(&e->reorder, dev->index, dev->next_write_idx))) {
+	while (may_write_next(dev) &&
+	       (buf = vu_reorder_take(&e->reorder, dev->index, dev->next_write_idx))) {
 		dev->queued--;
 		dev->next_write_idx++;
 		if (buf->len) {
@@ -207,7 +228,7 @@ static void device_pump(struct vfio_uring_device *dev)
 			 vu_now_ns() - buf->arrival_ns);
 		vu_pool_put(&e->pool, buf);
 	}
-	if (!dev->config || dev->next_write_idx != dev->config_idx)
+	if (!e->dst.switchover || !dev->config || dev->next_write_idx != dev->config_idx)
 		return;
 	if (dev->config_load_waits && !dev->config_load_ready) {
 		set_dst_state(dev, VU_DST_WAIT_CALLER);
@@ -334,6 +355,22 @@ static void on_handshake(struct vu_channel *chan)
 static int check_order(const struct vfio_uring_device *dev, const struct vu_wire_vfio_header *vh,
 		       char *msg, size_t size)
 {
+	if (vh->flags & VU_WIRE_VFIO_FLAG_PRECOPY) {
+		if (vh->flags & VU_WIRE_VFIO_FLAG_CONFIG_STATE) {
+			snprintf(msg, size, "config packet idx %u with the PRECOPY flag", vh->idx);
+			return VU_EVFIO_PRECOPY_ORDER;
+		}
+		if (vh->idx >= dev->stopcopy_idx_min) {
+			snprintf(msg, size, "PRECOPY packet idx %u after stop-copy packet idx %u",
+				 vh->idx, dev->stopcopy_idx_min);
+			return VU_EVFIO_PRECOPY_ORDER;
+		}
+	} else if (vh->idx < dev->precopy_idx_end) {
+		snprintf(msg, size, "%s packet idx %u below PRECOPY packet idx %u",
+			 vh->flags & VU_WIRE_VFIO_FLAG_CONFIG_STATE ? "config" : "stop-copy", vh->idx,
+			 dev->precopy_idx_end - 1);
+		return VU_EVFIO_PRECOPY_ORDER;
+	}
 	if (vh->flags & VU_WIRE_VFIO_FLAG_CONFIG_STATE) {
 		if (dev->config_idx != VU_WIRE_VFIO_IDX_INVALID) {
 			snprintf(msg, size, "second config packet (idx %u, first was idx %u)",
@@ -387,7 +424,8 @@ static void on_header(struct vu_channel *chan)
 		return;
 	}
 	ret = vu_wire_decode_vfio_header(chan->header + VU_WIRE_HEADER_SIZE,
-					 chan->hdr.next_packet_size, &chan->vh, msg, sizeof(msg));
+					 chan->hdr.next_packet_size, known_vfio_flags(e), &chan->vh,
+					 msg, sizeof(msg));
 	if (!ret)
 		ret = check_order(dev, &chan->vh, msg, sizeof(msg));
 	if (ret) {
@@ -439,6 +477,12 @@ static void on_payload(struct vu_channel *chan)
 		vu_engine_fail(e, dev, chan, reason, ret, "%s", msg);
 		return;
 	}
+	if (buf->flags & VU_WIRE_VFIO_FLAG_PRECOPY) {
+		if (buf->idx >= dev->precopy_idx_end)
+			dev->precopy_idx_end = buf->idx + 1; /* < UINT32_MAX: checked by the decoder */
+	} else if (buf->idx < dev->stopcopy_idx_min) {
+		dev->stopcopy_idx_min = buf->idx;
+	}
 	if (buf->flags & VU_WIRE_VFIO_FLAG_CONFIG_STATE) {
 		dev->config = buf;
 		dev->config_idx = buf->idx;
@@ -473,7 +517,8 @@ static void on_eof(struct vu_channel *chan)
 
 		if (!ret)
 			ret = vu_wire_decode_vfio_header(chan->header + VU_WIRE_HEADER_SIZE,
-							 chan->hdr.next_packet_size, &chan->vh, msg,
+							 chan->hdr.next_packet_size,
+							 known_vfio_flags(e), &chan->vh, msg,
 							 sizeof(msg));
 		if (ret && ret != VU_EVFIO_VERSION && ret != VU_EVFIO_FLAGS &&
 		    ret != VU_EVFIO_IDX_INVALID) {
@@ -606,6 +651,13 @@ static void destination_init(struct vfio_uring_engine *e)
 	TAILQ_INIT(&e->dst.parked_channels);
 }
 
+static void device_init(struct vfio_uring_device *dev, const struct vfio_uring_device_opts *opts)
+{
+	dev->config_load_waits = opts->flags & VFIO_URING_DEVICE_F_CONFIG_LOAD_WAITS;
+	dev->config_idx = VU_WIRE_VFIO_IDX_INVALID;
+	dev->stopcopy_idx_min = VU_WIRE_VFIO_IDX_INVALID;
+}
+
 static int destination_start(struct vfio_uring_engine *e)
 {
 	e->dst.channels_open = e->n_channels;
@@ -716,6 +768,7 @@ const struct vu_side_ops vu_destination_ops = {
 	.device_op = VU_OP_DEVICE_WRITE,
 	.channel_op = VU_OP_CHANNEL_RECV,
 	.init = destination_init,
+	.device_init = device_init,
 	.start = destination_start,
 	.device_io_done = write_done,
 	.channel_io_done = recv_done,

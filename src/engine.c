@@ -184,7 +184,7 @@ static bool opts_valid(const struct vfio_uring_engine_opts *o)
 		return false;
 	if (o->flags & ~(unsigned)(VFIO_URING_ENGINE_F_FORCE_ASYNC_DEVICE_IO |
 				   VFIO_URING_ENGINE_F_BASELINE_RING | VFIO_URING_ENGINE_F_NO_WAITALL |
-				   VFIO_URING_ENGINE_F_NO_IOWQ_LIMITS))
+				   VFIO_URING_ENGINE_F_NO_IOWQ_LIMITS | VFIO_URING_ENGINE_F_PRECOPY))
 		return false;
 	if (o->side == VFIO_URING_SOURCE) {
 		/* One read is one packet: its payload size must fit the u32 next_packet_size. */
@@ -298,6 +298,10 @@ int vfio_uring_engine_add_device(struct vfio_uring_engine *e,
 	    opts->multifd > VFIO_URING_MULTIFD_OFF ||
 	    (opts->flags & ~(unsigned)VFIO_URING_DEVICE_F_CONFIG_LOAD_WAITS))
 		return -EINVAL;
+	/* Pre-copy is a source's, and needs the extension on. */
+	if (opts->precopy_info && (e->opts.side != VFIO_URING_SOURCE ||
+				   !(e->opts.flags & VFIO_URING_ENGINE_F_PRECOPY)))
+		return -EINVAL;
 	for (unsigned i = 0; i < e->n_devices; i++)
 		if (e->devices[i]->instance_id == opts->instance_id &&
 		    strcmp(e->devices[i]->idstr, opts->idstr) == 0)
@@ -320,12 +324,10 @@ int vfio_uring_engine_add_device(struct vfio_uring_engine *e,
 	dev->save_config = opts->save_config;
 	dev->load_config = opts->load_config;
 	dev->done = opts->done;
+	dev->precopy_info = opts->precopy_info;
 	dev->opaque = opts->opaque;
 	dev->state = VFIO_URING_DEVICE_REGISTERED;
-	if (e->opts.side == VFIO_URING_DESTINATION) { /* its part of the union (engine.h) */
-		dev->config_load_waits = opts->flags & VFIO_URING_DEVICE_F_CONFIG_LOAD_WAITS;
-		dev->config_idx = VU_WIRE_VFIO_IDX_INVALID;
-	}
+	e->ops->device_init(dev, opts); /* its part of the union (engine.h) */
 	dev->io.owner = dev;
 	dev->io.kind = e->ops->device_op;
 	devs[e->n_devices++] = dev;
@@ -483,6 +485,53 @@ int vfio_uring_engine_set_rate_limit(struct vfio_uring_engine *e, uint64_t bytes
 	vu_source_set_rate_limit(e, bytes_per_second);
 	submit_queued(e);
 	return 0;
+}
+
+int vfio_uring_engine_stop_copy(struct vfio_uring_engine *e)
+{
+	if (!e || e->opts.side != VFIO_URING_SOURCE || !(e->opts.flags & VFIO_URING_ENGINE_F_PRECOPY))
+		return -EINVAL;
+	if (!e->src.stop_copy) {
+		vu_precopy_stop_copy(e);
+		submit_queued(e);
+	}
+	return 0;
+}
+
+int vfio_uring_engine_set_precopy_rate_limit(struct vfio_uring_engine *e, uint64_t bytes_per_second)
+{
+	if (!e || e->opts.side != VFIO_URING_SOURCE)
+		return -EINVAL;
+	e->src.precopy_rate_limit = bytes_per_second;
+	if (e->src.live) {
+		vu_source_rate_changed(e);
+		submit_queued(e);
+	}
+	return 0;
+}
+
+int vfio_uring_engine_get_precopy_status(const struct vfio_uring_engine *e,
+					 struct vfio_uring_precopy_status *status, size_t size)
+{
+	struct vfio_uring_precopy_status st;
+
+	if (!e)
+		return -EINVAL;
+	vu_precopy_engine_status(e, &st);
+	return copy_out(status, size, &st, sizeof(st));
+}
+
+int vfio_uring_device_get_precopy_status(const struct vfio_uring_device *dev,
+					 struct vfio_uring_precopy_status *status, size_t size)
+{
+	struct vfio_uring_precopy_status st;
+
+	if (!dev)
+		return -EINVAL;
+	memset(&st, 0, sizeof(st));
+	if (dev->engine->opts.side == VFIO_URING_SOURCE)
+		vu_precopy_device_status(dev, &st);
+	return copy_out(status, size, &st, sizeof(st));
 }
 
 int vfio_uring_engine_switchover_start(struct vfio_uring_engine *e)

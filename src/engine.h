@@ -64,6 +64,7 @@ enum vu_recv_state {
  *   IDLE -> READING -> IDLE ...              a read per packet
  *   IDLE -> WAIT_READ -> READING             no room for the next read yet
  *   READING -> END_OF_STREAM (-> WAIT_CONFIG) -> SENDING
+ *   READING -> PRECOPY_WAIT -> IDLE          pre-copy: nothing to read for now (precopy.c)
  */
 enum vu_src_state {
 	VU_SRC_IDLE,          /* (0) its next step is a read, not started yet */
@@ -73,6 +74,8 @@ enum vu_src_state {
 	VU_SRC_END_OF_STREAM, /* read() returned 0: the config packet is next */
 	VU_SRC_WAIT_CONFIG,   /* on the waiting list: the config packet waits for room */
 	VU_SRC_SENDING,       /* config packet queued: DONE once packets_unsent is 0 */
+	VU_SRC_PRECOPY_WAIT,  /* pre-copy: its read found nothing (ENOMSG or 0); the poll timer
+				 asks its precopy_info again, stop_copy() wakes it at once */
 };
 
 /*
@@ -135,6 +138,7 @@ struct vfio_uring_device {
 	vfio_uring_save_config_fn save_config;
 	vfio_uring_load_config_fn load_config;
 	vfio_uring_device_done_fn done;
+	vfio_uring_precopy_info_fn precopy_info;
 	void *opaque;
 
 	enum vfio_uring_device_state state;
@@ -160,6 +164,17 @@ struct vfio_uring_device {
 			unsigned packets_unsent;     /* packets queued on channels or being sent */
 			struct vu_channel *last_channel; /* where its previous packet went */
 			STAILQ_ENTRY(vfio_uring_device) waiting_link; /* on the engine's waiting devices */
+			/* Its read rate, over reads that returned data: the stop-copy estimate. */
+			uint64_t read_busy_ns, read_timed_bytes;
+			/* Pre-copy (precopy.c): the device has precopy_info. */
+			bool precopy;                /* its stream starts live, in PRE_COPY */
+			bool stop_copy;              /* stop_copy() came: a read of 0 ends the stream */
+			bool read_live;              /* the read in flight was issued before stop_copy() */
+			bool initial_done;           /* it last reported initial_bytes 0 */
+			struct vfio_uring_precopy_info info; /* as it last reported */
+			uint64_t info_ns;            /* when (0: never asked) */
+			uint64_t precopy_bytes;      /* data bytes read live */
+			uint64_t reinits;            /* reports with VFIO_URING_PRECOPY_F_REINIT */
 		};
 
 		struct { /* destination */
@@ -172,6 +187,9 @@ struct vfio_uring_device {
 			struct vu_buf *writing;      /* the packet being written */
 			size_t write_offset;         /* bytes of it already written */
 			unsigned queued;             /* packets received, waiting for their turn */
+			/* Pre-copy: every PRECOPY packet's idx is below every other packet's. */
+			uint32_t precopy_idx_end;    /* 1 + the highest PRECOPY idx received (0: none) */
+			uint32_t stopcopy_idx_min;   /* the lowest other idx received, UINT32_MAX: none */
 			bool config_load_waits;      /* VFIO_URING_DEVICE_F_CONFIG_LOAD_WAITS */
 			bool config_load_ready;      /* ... and the caller said the config may be loaded */
 		};
@@ -204,6 +222,14 @@ struct vu_source_engine {
 	struct __kernel_timespec pace_ts;
 	/* Devices waiting for pool space (WAIT_READ, WAIT_CONFIG), woken in FIFO order. */
 	STAILQ_HEAD(, vfio_uring_device) waiting;
+	/* Pre-copy (precopy.c). */
+	bool live;                   /* pre-copy devices stream live: until stop_copy() */
+	bool stop_copy;              /* stop_copy() was called */
+	bool precopy_ready;          /* every pre-copy device reported initial_bytes 0 */
+	unsigned precopy_devices;    /* devices with precopy_info */
+	uint64_t precopy_rate_limit; /* the cap while live; 0 = none */
+	struct vu_op poll_timer;     /* asks the devices' precopy_info every precopy_poll_ms */
+	struct __kernel_timespec poll_ts;
 };
 
 /* The destination's part of an engine: switchover, channel admission and the memory policy. */
@@ -307,6 +333,8 @@ struct vu_side_ops {
 	uint8_t channel_op; /* ... and of a channel's */
 	/* At create: sets up the side's part of the engine (e->src or e->dst). */
 	void (*init)(struct vfio_uring_engine *e);
+	/* add_device(): sets up the side's part of the device from its (checked) options. */
+	void (*device_init)(struct vfio_uring_device *dev, const struct vfio_uring_device_opts *opts);
 	/* Every ACTIVE device and every channel is set up: issue the first operations. 0 or <0. */
 	int (*start)(struct vfio_uring_engine *e);
 	void (*device_io_done)(struct vfio_uring_device *dev, int res);
@@ -335,6 +363,24 @@ struct vu_side_ops {
 /* source.c */
 extern const struct vu_side_ops vu_source_ops;
 void vu_source_set_rate_limit(struct vfio_uring_engine *e, uint64_t bytes_per_second);
+/* Applies a changed cap (rate_limit, or precopy_rate_limit while live) from now on. */
+void vu_source_rate_changed(struct vfio_uring_engine *e);
+/* Starts the device's next step (a read) or queues it behind the devices waiting for space. */
+void vu_source_device_pump(struct vfio_uring_device *dev);
+void vu_source_set_state(struct vfio_uring_device *dev, enum vu_src_state state);
+
+/* precopy.c: the source's live phase */
+void vu_precopy_start(struct vfio_uring_engine *e);
+/* A live read returned nothing (ENOMSG or 0): the device waits for the poll timer. */
+void vu_precopy_read_empty(struct vfio_uring_device *dev);
+/* A live read returned data: refreshes the device's precopy_info when it is older than a poll. */
+void vu_precopy_read_data(struct vfio_uring_device *dev, uint64_t bytes);
+void vu_precopy_timer_done(struct vfio_uring_engine *e, int res);
+/* vfio_uring_engine_stop_copy(), before or after start */
+void vu_precopy_stop_copy(struct vfio_uring_engine *e);
+void vu_precopy_device_status(const struct vfio_uring_device *dev,
+			      struct vfio_uring_precopy_status *st);
+void vu_precopy_engine_status(const struct vfio_uring_engine *e, struct vfio_uring_precopy_status *st);
 
 /* destination.c */
 extern const struct vu_side_ops vu_destination_ops;

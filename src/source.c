@@ -17,8 +17,9 @@
  * memory copy share a small window instead (see source_start).
  *
  * What an ACTIVE device does is its enum vu_src_state (engine.h), changed only by
- * set_src_state(). A device is DONE when its config packet and every data packet have been
- * sent.
+ * vu_source_set_state(). A device is DONE when its config packet and every data packet have been
+ * sent. A pre-copy device streams live first (precopy.c): its reads until stop_copy() make
+ * PRECOPY packets, and a read that finds nothing then waits for the poll timer.
  */
 #include <assert.h>
 #include <errno.h>
@@ -31,15 +32,16 @@
 /* A source device's legal transitions (enum vu_src_state): a bit per target state. */
 static const unsigned src_transitions[] = {
 	[VU_SRC_IDLE] = 1u << VU_SRC_READING | 1u << VU_SRC_WAIT_READ,
-	[VU_SRC_READING] = 1u << VU_SRC_IDLE | 1u << VU_SRC_END_OF_STREAM,
+	[VU_SRC_READING] = 1u << VU_SRC_IDLE | 1u << VU_SRC_END_OF_STREAM | 1u << VU_SRC_PRECOPY_WAIT,
 	[VU_SRC_WAIT_READ] = 1u << VU_SRC_READING,
 	[VU_SRC_END_OF_STREAM] = 1u << VU_SRC_WAIT_CONFIG | 1u << VU_SRC_SENDING,
 	[VU_SRC_WAIT_CONFIG] = 1u << VU_SRC_SENDING,
 	[VU_SRC_SENDING] = 0,
+	[VU_SRC_PRECOPY_WAIT] = 1u << VU_SRC_IDLE,
 };
 
 /* The one way a source device's state changes: asserts the transition, fires device_state. */
-static void set_src_state(struct vfio_uring_device *dev, enum vu_src_state state)
+void vu_source_set_state(struct vfio_uring_device *dev, enum vu_src_state state)
 {
 	assert(src_transitions[dev->src_state] & (1u << state));
 	VU_PROBE(device_state, (int)VFIO_URING_SOURCE, dev->idstr, dev->instance_id,
@@ -75,12 +77,19 @@ static void arm_pace_timer(struct vfio_uring_engine *e, uint64_t now)
  */
 #define VU_PACE_SLACK_NS 20000000u /* 20 ms: a timer that wakes late on a busy host */
 
+/* The cap in force: the live phase's while pre-copy devices stream live, else the caller's. */
+static uint64_t rate_limit(const struct vfio_uring_engine *e)
+{
+	return e->src.live ? e->src.precopy_rate_limit : e->src.rate_limit;
+}
+
 static bool pace(struct vu_channel *chan, size_t len)
 {
 	struct vfio_uring_engine *e = chan->engine;
+	uint64_t rate = rate_limit(e);
 	uint64_t now;
 
-	if (!e->src.rate_limit)
+	if (!rate)
 		return true;
 	now = vu_now_ns();
 	if (e->src.pace_ns > now) {
@@ -90,7 +99,7 @@ static bool pace(struct vu_channel *chan, size_t len)
 	}
 	if (e->src.pace_ns + VU_PACE_SLACK_NS < now)
 		e->src.pace_ns = now - VU_PACE_SLACK_NS;
-	e->src.pace_ns += (uint64_t)((unsigned __int128)len * 1000000000u / e->src.rate_limit);
+	e->src.pace_ns += (uint64_t)((unsigned __int128)len * 1000000000u / rate);
 	return true;
 }
 
@@ -167,6 +176,7 @@ static void issue_read(struct vfio_uring_device *dev)
 	struct io_uring_sqe *sqe = vu_engine_get_sqe(e);
 
 	dev->read_issued_ns = vu_now_ns();
+	dev->read_live = dev->precopy && !dev->stop_copy;
 	/* Offset -1: the data fd is a stream read from its current position. */
 	io_uring_prep_read(sqe, dev->data_fd, dev->reading->data + VU_WIRE_PACKET_OVERHEAD,
 			   (unsigned)e->src.read_size, (uint64_t)-1);
@@ -218,7 +228,7 @@ static bool queue_config(struct vfio_uring_device *dev)
 	buf->len = size;
 	buf->idx = dev->next_idx;
 	buf->flags = VU_WIRE_VFIO_FLAG_CONFIG_STATE;
-	set_src_state(dev, VU_SRC_SENDING);
+	vu_source_set_state(dev, VU_SRC_SENDING);
 	queue_packet(dev, buf);
 	return true;
 }
@@ -233,6 +243,8 @@ static bool device_step(struct vfio_uring_device *dev)
 		return true;
 	if (dev->src_state == VU_SRC_END_OF_STREAM || dev->src_state == VU_SRC_WAIT_CONFIG)
 		return queue_config(dev);
+	if (dev->src_state == VU_SRC_PRECOPY_WAIT)
+		return true; /* the poll timer or stop_copy() wakes it */
 	if (e->src.ready + (dev->reads_fast ? e->src.reading_fast : 0) + VU_WIRE_PACKET_OVERHEAD +
 		    e->src.read_size > e->src.ready_limit)
 		return false; /* enough packets wait for the sockets, or will at once */
@@ -241,7 +253,7 @@ static bool device_step(struct vfio_uring_device *dev)
 		return false;
 	if (dev->reads_fast)
 		e->src.reading_fast += dev->reading->capacity;
-	set_src_state(dev, VU_SRC_READING);
+	vu_source_set_state(dev, VU_SRC_READING);
 	issue_read(dev);
 	return true;
 }
@@ -250,7 +262,7 @@ static void wait_for_buffer(struct vfio_uring_device *dev)
 {
 	struct vfio_uring_engine *e = dev->engine;
 
-	set_src_state(dev, dev->src_state == VU_SRC_END_OF_STREAM ? VU_SRC_WAIT_CONFIG
+	vu_source_set_state(dev, dev->src_state == VU_SRC_END_OF_STREAM ? VU_SRC_WAIT_CONFIG
 								   : VU_SRC_WAIT_READ);
 	STAILQ_INSERT_TAIL(&e->src.waiting, dev, waiting_link);
 }
@@ -267,7 +279,7 @@ static void serve_waiting_devices(struct vfio_uring_engine *e)
 	}
 }
 
-static void device_pump(struct vfio_uring_device *dev)
+void vu_source_device_pump(struct vfio_uring_device *dev)
 {
 	struct vfio_uring_engine *e = dev->engine;
 
@@ -340,9 +352,10 @@ static int source_start(struct vfio_uring_engine *e)
 		chan->handshake_pending = true;
 		channel_kick(chan);
 	}
+	vu_precopy_start(e);
 	for (unsigned i = 0; i < e->n_devices; i++)
 		if (e->devices[i]->state == VFIO_URING_DEVICE_ACTIVE)
-			device_pump(e->devices[i]);
+			vu_source_device_pump(e->devices[i]);
 	return 0;
 }
 
@@ -359,6 +372,15 @@ static void read_done(struct vfio_uring_device *dev, int res)
 		issue_read(dev);
 		return;
 	}
+	if (dev->read_live && (res == -ENOMSG || res == 0)) {
+		/* PRE_COPY's temporary end of stream: nothing more for now. */
+		dev->reading = NULL;
+		if (dev->reads_fast)
+			e->src.reading_fast -= buf->capacity;
+		vu_pool_put(&e->pool, buf);
+		vu_precopy_read_empty(dev);
+		return;
+	}
 	if (res < 0) {
 		vu_engine_fail(e, dev, NULL, VFIO_URING_REASON_DATA_FD_READ, res,
 			       "read of the migration data fd failed: %s", strerror(-res));
@@ -370,8 +392,8 @@ static void read_done(struct vfio_uring_device *dev, int res)
 	dev->reads_fast = read_was_fast(dev, res);
 	if (res == 0) {
 		vu_pool_put(&e->pool, buf);
-		set_src_state(dev, VU_SRC_END_OF_STREAM);
-		device_pump(dev);
+		vu_source_set_state(dev, VU_SRC_END_OF_STREAM);
+		vu_source_device_pump(dev);
 		return;
 	}
 	if (dev->next_idx >= VU_WIRE_VFIO_IDX_INVALID - 1) { /* the config packet needs an idx */
@@ -380,14 +402,19 @@ static void read_done(struct vfio_uring_device *dev, int res)
 			       "more packets than a u32 idx can number");
 		return;
 	}
+	dev->read_busy_ns += vu_now_ns() - dev->read_issued_ns;
+	dev->read_timed_bytes += (uint64_t)res;
+	buf->flags = dev->read_live ? VU_WIRE_VFIO_FLAG_PRECOPY : 0;
 	vu_wire_encode_header(buf->data, dev->idstr, dev->instance_id,
 			      VU_WIRE_VFIO_HEADER_SIZE + (uint32_t)res);
-	vu_wire_encode_vfio_header(buf->data + VU_WIRE_HEADER_SIZE, dev->next_idx, 0);
+	vu_wire_encode_vfio_header(buf->data + VU_WIRE_HEADER_SIZE, dev->next_idx, buf->flags);
 	buf->len = VU_WIRE_PACKET_OVERHEAD + (size_t)res;
 	buf->idx = dev->next_idx++;
-	set_src_state(dev, VU_SRC_IDLE);
+	vu_source_set_state(dev, VU_SRC_IDLE);
 	queue_packet(dev, buf);
-	device_pump(dev);
+	if (dev->read_live)
+		vu_precopy_read_data(dev, (uint64_t)res);
+	vu_source_device_pump(dev);
 }
 
 static void kick_paced_channels(struct vfio_uring_engine *e)
@@ -402,30 +429,36 @@ static void kick_paced_channels(struct vfio_uring_engine *e)
 	}
 }
 
-static void pace_timer_done(struct vu_op *timer, int res)
+static void timer_done(struct vu_op *timer, int res)
 {
 	struct vfio_uring_engine *e = timer->owner;
 
+	if (timer == &e->src.poll_timer) {
+		vu_precopy_timer_done(e, res);
+		return;
+	}
+	/* the pace timer */
 	(void)res; /* -ETIME when it expired, -ECANCELED when the cap changed: the same next step */
 	if (!vu_engine_failed(e))
 		kick_paced_channels(e);
 }
 
-void vu_source_set_rate_limit(struct vfio_uring_engine *e, uint64_t bytes_per_second)
+void vu_source_rate_changed(struct vfio_uring_engine *e)
 {
 	uint64_t now = vu_now_ns();
-	struct io_uring_sqe *sqe;
 
-	e->src.rate_limit = bytes_per_second;
 	/* The old rate's debt is forgiven: the new one applies from the next packet on. */
 	if (e->src.pace_ns > now)
 		e->src.pace_ns = now;
-	if (!e->src.pace_timer.in_flight || vu_engine_failed(e))
-		return;
 	/* Wake the waiting channels now rather than at a time computed for the old rate. */
-	sqe = vu_engine_get_sqe(e);
-	io_uring_prep_cancel(sqe, &e->src.pace_timer, 0);
-	io_uring_sqe_set_data(sqe, NULL);
+	if (!vu_engine_failed(e))
+		vu_engine_cancel_op(e, &e->src.pace_timer);
+}
+
+void vu_source_set_rate_limit(struct vfio_uring_engine *e, uint64_t bytes_per_second)
+{
+	e->src.rate_limit = bytes_per_second;
+	vu_source_rate_changed(e);
 }
 
 static void send_done(struct vu_channel *chan, int res)
@@ -504,21 +537,36 @@ static void source_init(struct vfio_uring_engine *e)
 {
 	STAILQ_INIT(&e->src.waiting);
 	e->src.pace_timer = (struct vu_op){ .kind = VU_OP_SIDE_TIMER, .owner = e };
+	e->src.poll_timer = (struct vu_op){ .kind = VU_OP_SIDE_TIMER, .owner = e };
+}
+
+static void device_init(struct vfio_uring_device *dev, const struct vfio_uring_device_opts *opts)
+{
+	dev->precopy = opts->precopy_info != NULL;
 }
 
 static void source_cancel(struct vfio_uring_engine *e)
 {
 	vu_engine_cancel_op(e, &e->src.pace_timer);
+	vu_engine_cancel_op(e, &e->src.poll_timer);
+}
+
+/* While live, an idle device may stay idle for as long as the VM runs: no timeout. */
+static bool progress_expected(const struct vfio_uring_engine *e)
+{
+	return !e->src.live;
 }
 
 const struct vu_side_ops vu_source_ops = {
 	.device_op = VU_OP_DEVICE_READ,
 	.channel_op = VU_OP_CHANNEL_SEND,
 	.init = source_init,
+	.device_init = device_init,
 	.cancel = source_cancel,
 	.start = source_start,
 	.device_io_done = read_done,
 	.channel_io_done = send_done,
-	.timer_done = pace_timer_done,
+	.timer_done = timer_done,
 	.release_buffers = release_buffers,
+	.progress_expected = progress_expected,
 };

@@ -168,8 +168,8 @@ int vu_wire_decode_header(const uint8_t in[VU_WIRE_HEADER_SIZE], struct vu_wire_
 	return 0;
 }
 
-int vu_wire_decode_vfio_header(const uint8_t *in, size_t len, struct vu_wire_vfio_header *vh,
-			       char *msg, size_t msg_size)
+int vu_wire_decode_vfio_header(const uint8_t *in, size_t len, uint32_t known_flags,
+			       struct vu_wire_vfio_header *vh, char *msg, size_t msg_size)
 {
 	if (len < VU_WIRE_VFIO_HEADER_SIZE)
 		return fail(VU_EVFIO_SHORT, msg, msg_size,
@@ -181,7 +181,7 @@ int vu_wire_decode_vfio_header(const uint8_t *in, size_t len, struct vu_wire_vfi
 	if (vh->version != VU_WIRE_VFIO_VERSION)
 		return fail(VU_EVFIO_VERSION, msg, msg_size, "VFIO packet version %u, expected %u",
 			    vh->version, VU_WIRE_VFIO_VERSION);
-	if (vh->flags & ~VU_WIRE_VFIO_FLAG_CONFIG_STATE)
+	if (vh->flags & ~known_flags)
 		return fail(VU_EVFIO_FLAGS, msg, msg_size, "VFIO packet idx %u: unknown flags 0x%x",
 			    vh->idx, vh->flags);
 	if (vh->idx == VU_WIRE_VFIO_IDX_INVALID)

@@ -47,6 +47,13 @@
 
 #define VU_WIRE_VFIO_VERSION 0u
 #define VU_WIRE_VFIO_FLAG_CONFIG_STATE 0x1u
+/*
+ * vfio-uring's pre-copy extension (VFIO_URING_ENGINE_F_PRECOPY): a data packet read while the
+ * VM ran. The top bit, far from the bits QEMU allocates from the bottom; a QEMU destination
+ * (and ours without the extension) rejects it as an unknown flag.
+ */
+#define VU_WIRE_VFIO_FLAG_PRECOPY 0x80000000u
+#define VU_WIRE_VFIO_FLAGS_QEMU VU_WIRE_VFIO_FLAG_CONFIG_STATE
 #define VU_WIRE_VFIO_IDX_INVALID UINT32_MAX
 
 #define VU_WIRE_DEV_CONFIG_STATE 0xffffffffef100002ull
@@ -102,8 +109,9 @@ int vu_wire_check_handshake(const struct vu_wire_handshake *hs, const uint8_t uu
 			    unsigned channels, char *msg, size_t msg_size);
 int vu_wire_decode_header(const uint8_t in[VU_WIRE_HEADER_SIZE], struct vu_wire_header *hdr,
 			  uint32_t max_packet_size, char *msg, size_t msg_size);
-int vu_wire_decode_vfio_header(const uint8_t *in, size_t len, struct vu_wire_vfio_header *vh,
-			       char *msg, size_t msg_size);
+/* known_flags: VU_WIRE_VFIO_FLAGS_QEMU, or with VU_WIRE_VFIO_FLAG_PRECOPY for the extension. */
+int vu_wire_decode_vfio_header(const uint8_t *in, size_t len, uint32_t known_flags,
+			       struct vu_wire_vfio_header *vh, char *msg, size_t msg_size);
 /* Finds the blob inside a config packet's data; checks both markers. */
 int vu_wire_unframe_config(const uint8_t *data, size_t len, const uint8_t **blob,
 			   size_t *blob_len, char *msg, size_t msg_size);

@@ -116,7 +116,7 @@ static void test_vfio_golden(void)
 	check_bytes("vfio data header", out, data_want, 12);
 	vu_wire_encode_vfio_header(out, 0x12345678, VU_WIRE_VFIO_FLAG_CONFIG_STATE);
 	check_bytes("vfio config header", out, config_want, 12);
-	CHECK(vu_wire_decode_vfio_header(config_want, 12, &vh, msg, sizeof(msg)) == 0 &&
+	CHECK(vu_wire_decode_vfio_header(config_want, 12, VU_WIRE_VFIO_FLAGS_QEMU, &vh, msg, sizeof(msg)) == 0 &&
 	      vh.idx == 0x12345678 && vh.flags == 1 && vh.version == 0, "vfio decode");
 
 	memcpy(out + 8, "conf", 4);
@@ -171,13 +171,13 @@ static void test_vfio_checks(void)
 	uint8_t cfg[24];
 
 	vu_wire_encode_vfio_header(in, 1, 0);
-	CHECK(vu_wire_decode_vfio_header(in, 11, &vh, msg, sizeof(msg)) == VU_EVFIO_SHORT, "short");
+	CHECK(vu_wire_decode_vfio_header(in, 11, VU_WIRE_VFIO_FLAGS_QEMU, &vh, msg, sizeof(msg)) == VU_EVFIO_SHORT, "short");
 	vu_put_be32(in, 1);
-	CHECK(vu_wire_decode_vfio_header(in, 12, &vh, msg, sizeof(msg)) == VU_EVFIO_VERSION, "version");
+	CHECK(vu_wire_decode_vfio_header(in, 12, VU_WIRE_VFIO_FLAGS_QEMU, &vh, msg, sizeof(msg)) == VU_EVFIO_VERSION, "version");
 	vu_wire_encode_vfio_header(in, 1, 0x2);
-	CHECK(vu_wire_decode_vfio_header(in, 12, &vh, msg, sizeof(msg)) == VU_EVFIO_FLAGS, "flags");
+	CHECK(vu_wire_decode_vfio_header(in, 12, VU_WIRE_VFIO_FLAGS_QEMU, &vh, msg, sizeof(msg)) == VU_EVFIO_FLAGS, "flags");
 	vu_wire_encode_vfio_header(in, UINT32_MAX, 0);
-	CHECK(vu_wire_decode_vfio_header(in, 12, &vh, msg, sizeof(msg)) == VU_EVFIO_IDX_INVALID,
+	CHECK(vu_wire_decode_vfio_header(in, 12, VU_WIRE_VFIO_FLAGS_QEMU, &vh, msg, sizeof(msg)) == VU_EVFIO_IDX_INVALID,
 	      "idx UINT32_MAX");
 
 	vu_wire_frame_config(cfg, 8);

@@ -1,0 +1,460 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Live pre-copy end to end (VFIO_URING_ENGINE_F_PRECOPY): a source and a destination engine
+ * in this process, driven from one poll loop as a VMM would, over loopback TCP channels.
+ *
+ * Each device is a memfd that behaves like a VFIO data fd in PRE_COPY: the engine reads it
+ * at its file position; at the end of what the "device" has produced a read returns 0 (the
+ * temporary end of stream, which the engine must not take for the end); the test appends
+ * dirty bytes at a rate while live, and its precopy_info reports initial_bytes (left of the
+ * first `initial` bytes) and dirty_bytes (produced and not read) from the file's position.
+ * At the stop the test appends the stop-copy part and calls stop_copy(): the stream then
+ * ends at the file's end.
+ *
+ * Cases (--case):
+ *   initial  initial bytes only: readiness comes once they are read; the destination writes
+ *            them before switchover start; the stop-copy part follows in the same stream.
+ *   dirty    dirty bytes at 4 MiB/s per device for 0.5 s: they move live, readiness is
+ *            reached within the downtime limit.
+ *   overrun  a 2 MiB/s link (the cap in both phases) and 8 MiB/s of dirty bytes: the
+ *            estimate grows and readiness is never reached; the VMM sees it and stops anyway.
+ *   reinit   after readiness a device reports new initial bytes (REINIT): readiness goes back
+ *            to 0, then 1 again once they are read.
+ *   wire-off the destination without the extension rejects the first PRECOPY packet
+ *            (VFIO_FLAGS) and both sides fail.
+ * Every case but wire-off checks every byte and the config blob on the destination.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "clock.h"
+#include "common.h"
+#include "data.h"
+#include "net.h"
+#include "vfio-uring.h"
+
+#define DEVICES 2
+#define CHANNELS 2
+
+struct device {
+	char idstr[32];
+	int src_fd, dst_fd;
+	uint64_t initial_end;    /* the stream's first initial_end bytes are initial bytes */
+	uint64_t produced;       /* bytes in the source memfd: the stream so far */
+	uint64_t rng;
+	uint64_t reinit_bytes;   /* new initial bytes the device makes at its next report */
+	uint8_t config[40];
+	unsigned config_loads;
+	bool config_intact;
+	struct vfio_uring_device *src_dev, *dst_dev;
+	int done_error;
+	unsigned done_calls;
+};
+
+static struct device devs[DEVICES];
+static struct vfio_uring_engine *src, *dst;
+static unsigned ready_calls, ready_now;
+
+/* Appends n pseudo-random bytes to the device's stream. */
+static void produce(struct device *d, uint64_t n)
+{
+	uint8_t buf[65536];
+
+	while (n) {
+		size_t chunk = n < sizeof(buf) ? (size_t)n : sizeof(buf);
+
+		for (size_t i = 0; i < chunk; i += 8) {
+			uint64_t v = xorshift64(&d->rng);
+
+			memcpy(buf + i, &v, chunk - i < 8 ? chunk - i : 8);
+		}
+		if (pwrite(d->src_fd, buf, chunk, (off_t)d->produced) != (ssize_t)chunk)
+			FAIL("pwrite: %s", strerror(errno));
+		d->produced += chunk;
+		n -= chunk;
+	}
+}
+
+static int precopy_info(void *opaque, struct vfio_uring_precopy_info *info)
+{
+	struct device *d = opaque;
+	off_t pos = lseek(d->src_fd, 0, SEEK_CUR);
+
+	if (pos < 0)
+		return -errno;
+	if (d->reinit_bytes) {
+		/*
+		 * The device reconfigures while it reports: the engine sees REINIT before it can
+		 * read the new bytes (it asks only when no read is in flight).
+		 */
+		produce(d, d->reinit_bytes);
+		d->initial_end = d->produced;
+		d->reinit_bytes = 0;
+		info->flags = VFIO_URING_PRECOPY_F_REINIT;
+	}
+	info->initial_bytes = (uint64_t)pos < d->initial_end ? d->initial_end - (uint64_t)pos : 0;
+	info->dirty_bytes = d->produced - ((uint64_t)pos > d->initial_end ? (uint64_t)pos : d->initial_end);
+	return 0;
+}
+
+static int save_config(void *opaque, const void **data, size_t *len)
+{
+	struct device *d = opaque;
+
+	*data = d->config;
+	*len = sizeof(d->config);
+	return 0;
+}
+
+static int load_config(void *opaque, const void *data, size_t len)
+{
+	struct device *d = opaque;
+
+	d->config_loads++;
+	d->config_intact = len == sizeof(d->config) && memcmp(data, d->config, len) == 0;
+	return 0;
+}
+
+static void on_done(void *opaque, int error)
+{
+	struct device *d = opaque;
+
+	d->done_calls++;
+	d->done_error = error;
+}
+
+static void on_ready(struct vfio_uring_engine *e, void *opaque,
+		     const struct vfio_uring_precopy_status *st)
+{
+	(void)opaque;
+	CHECK(e == src, "the callback names its engine");
+	ready_calls++;
+	ready_now = st->ready;
+}
+
+static void setup(bool dst_extension, unsigned downtime_ms)
+{
+	struct vfio_uring_engine_opts so, dso;
+	int src_socks[CHANNELS], dst_socks[CHANNELS];
+
+	vfio_uring_engine_opts_init(&so, VFIO_URING_SOURCE);
+	memcpy(so.uuid, test_uuid, 16);
+	so.flags = VFIO_URING_ENGINE_F_PRECOPY;
+	so.chunk_size = 256 << 10;
+	so.precopy_ready = on_ready;
+	so.precopy_poll_ms = 5;
+	so.precopy_downtime_ms = downtime_ms;
+	so.progress_timeout_ms = 20000;
+	vfio_uring_engine_opts_init(&dso, VFIO_URING_DESTINATION);
+	memcpy(dso.uuid, test_uuid, 16);
+	dso.flags = dst_extension ? VFIO_URING_ENGINE_F_PRECOPY : 0;
+	dso.progress_timeout_ms = 20000;
+	ASSERT(vfio_uring_engine_create(&so, &src) == 0, "source");
+	ASSERT(vfio_uring_engine_create(&dso, &dst) == 0, "destination");
+	ASSERT(tcp_loopback_channels(src_socks, dst_socks, CHANNELS, false) == 0, "channels");
+	for (unsigned i = 0; i < CHANNELS; i++) {
+		ASSERT(vfio_uring_engine_add_channel(src, src_socks[i]) == (int)i, "src channel");
+		ASSERT(vfio_uring_engine_add_channel(dst, dst_socks[i]) == (int)i, "dst channel");
+	}
+	for (unsigned i = 0; i < DEVICES; i++) {
+		struct device *d = &devs[i];
+		struct vfio_uring_device_opts o;
+
+		snprintf(d->idstr, sizeof(d->idstr), "0000:00:%02x.0/vfio", i + 1);
+		d->src_fd = memfd_create("src", MFD_CLOEXEC);
+		d->dst_fd = memfd_create("dst", MFD_CLOEXEC);
+		ASSERT(d->src_fd >= 0 && d->dst_fd >= 0, "memfd");
+		d->rng = 0x9e3779b97f4a7c15ull * (i + 1);
+		for (size_t k = 0; k < sizeof(d->config); k++)
+			d->config[k] = (uint8_t)(i * 31 + k);
+		vfio_uring_device_opts_init(&o);
+		o.idstr = d->idstr;
+		o.instance_id = i;
+		o.opaque = d;
+		o.done = on_done;
+		o.data_fd = d->src_fd;
+		o.save_config = save_config;
+		o.precopy_info = precopy_info;
+		ASSERT(vfio_uring_engine_add_device(src, &o, &d->src_dev) == 0, "src device");
+		o.data_fd = d->dst_fd;
+		o.save_config = NULL;
+		o.precopy_info = NULL;
+		o.load_config = load_config;
+		ASSERT(vfio_uring_engine_add_device(dst, &o, &d->dst_dev) == 0, "dst device");
+	}
+}
+
+/* One turn of a VMM's loop: waits up to ms for either engine, then processes both. */
+static void turn(int ms)
+{
+	struct pollfd p[2] = { { .fd = vfio_uring_engine_get_fd(src), .events = POLLIN },
+			       { .fd = vfio_uring_engine_get_fd(dst), .events = POLLIN } };
+
+	poll(p, 2, ms);
+	vfio_uring_engine_process(src);
+	vfio_uring_engine_process(dst);
+}
+
+static struct vfio_uring_device_status status(const struct vfio_uring_device *dev)
+{
+	struct vfio_uring_device_status st;
+
+	ASSERT(vfio_uring_device_get_status(dev, &st, sizeof(st)) == 0, "status");
+	return st;
+}
+
+static struct vfio_uring_precopy_status precopy_status(void)
+{
+	struct vfio_uring_precopy_status st;
+
+	ASSERT(vfio_uring_engine_get_precopy_status(src, &st, sizeof(st)) == 0, "precopy status");
+	return st;
+}
+
+/*
+ * The live phase: turns the loop for ms milliseconds while every device produces dirty bytes
+ * at rate bytes per second (0: none); stops early when until_ready and readiness came.
+ */
+static uint64_t dirty_t0; /* when the devices started producing dirty bytes */
+
+static void live(unsigned ms, uint64_t rate, bool until_ready)
+{
+	uint64_t end = now_ns() + (uint64_t)ms * 1000000u;
+
+	while (now_ns() < end && !(until_ready && ready_now)) {
+		turn(2);
+		if (rate)
+			for (unsigned i = 0; i < DEVICES; i++) {
+				uint64_t due = (now_ns() - dirty_t0) * rate / 1000000000u;
+
+				if (due > devs[i].produced - devs[i].initial_end)
+					produce(&devs[i], due - (devs[i].produced - devs[i].initial_end));
+			}
+		CHECK(vfio_uring_engine_error(src, NULL) == 0 && vfio_uring_engine_error(dst, NULL) == 0,
+		      "no failure while live");
+		if (check_failures)
+			FAIL("live phase failed");
+	}
+}
+
+/* Waits (the loop turning) until the destination has written every byte the source read live. */
+static void wait_destination_caught_up(void)
+{
+	uint64_t deadline = now_ms() + 10000;
+
+	for (;;) {
+		bool all = true;
+
+		for (unsigned i = 0; i < DEVICES; i++)
+			all &= status(devs[i].dst_dev).data_bytes == status(devs[i].src_dev).data_bytes;
+		if (all)
+			return;
+		if (now_ms() > deadline)
+			FAIL("the destination did not write the pre-copy data before switchover start");
+		turn(2);
+	}
+}
+
+/* The stop: the stop-copy part appended, stop_copy(), switchover start, then to the end. */
+static void stop_and_finish(uint64_t stop_copy_bytes)
+{
+	uint64_t deadline = now_ms() + 30000;
+	int rs = 0, rd = 0;
+
+	for (unsigned i = 0; i < DEVICES; i++)
+		produce(&devs[i], stop_copy_bytes + i * 4097);
+	CHECK(vfio_uring_engine_stop_copy(src) == 0, "stop_copy");
+	CHECK(vfio_uring_engine_switchover_start(dst) == 0, "switchover_start");
+	while (now_ms() < deadline) {
+		turn(5);
+		rs = vfio_uring_engine_process(src);
+		rd = vfio_uring_engine_process(dst);
+		if ((rs != 0 && rd != 0) || rs < 0 || rd < 0)
+			break;
+	}
+	CHECK(rs == 1 && rd == 1, "both sides done (source %d, destination %d)", rs, rd);
+	for (unsigned i = 0; i < DEVICES; i++) {
+		struct device *d = &devs[i];
+		uint64_t at = 0;
+
+		CHECK(status(d->dst_dev).data_bytes == d->produced,
+		      "device %u: %llu bytes written, the stream had %llu", i,
+		      (unsigned long long)status(d->dst_dev).data_bytes,
+		      (unsigned long long)d->produced);
+		CHECK(test_same_bytes(d->src_fd, d->dst_fd, d->produced, &at),
+		      "device %u: bytes differ in MiB %llu", i, (unsigned long long)at);
+		CHECK(d->config_loads == 1 && d->config_intact, "device %u: config loaded once, intact", i);
+	}
+}
+
+static void teardown(void)
+{
+	vfio_uring_engine_destroy(src);
+	vfio_uring_engine_destroy(dst);
+	for (unsigned i = 0; i < DEVICES; i++) {
+		close(devs[i].src_fd);
+		close(devs[i].dst_fd);
+	}
+}
+
+static void start(uint64_t initial)
+{
+	for (unsigned i = 0; i < DEVICES; i++) {
+		produce(&devs[i], initial + i * 1000);
+		devs[i].initial_end = devs[i].produced;
+	}
+	dirty_t0 = now_ns();
+	ASSERT(vfio_uring_engine_start(dst) == 0, "start destination");
+	ASSERT(vfio_uring_engine_start(src) == 0, "start source");
+}
+
+static void case_initial(void)
+{
+	struct vfio_uring_precopy_status st;
+
+	setup(true, 0);
+	start(3 << 20);
+	live(10000, 0, true);
+	st = precopy_status();
+	CHECK(ready_calls == 1 && ready_now, "readiness reported once (%u calls)", ready_calls);
+	CHECK(st.ready && st.devices == DEVICES && st.devices_pending == 0 && st.live,
+	      "ready %u devices %u pending %u live %u", st.ready, st.devices, st.devices_pending,
+	      st.live);
+	CHECK(st.initial_bytes == 0 && st.dirty_bytes == 0, "nothing left: %llu initial, %llu dirty",
+	      (unsigned long long)st.initial_bytes, (unsigned long long)st.dirty_bytes);
+	CHECK(st.precopy_bytes == devs[0].produced + devs[1].produced,
+	      "every initial byte read live (%llu)", (unsigned long long)st.precopy_bytes);
+	wait_destination_caught_up();
+	for (unsigned i = 0; i < DEVICES; i++)
+		CHECK(status(devs[i].dst_dev).data_bytes == devs[i].initial_end,
+		      "device %u: its initial bytes written before switchover start", i);
+	stop_and_finish(1 << 20);
+	st = precopy_status();
+	CHECK(!st.live && st.precopy_bytes == devs[0].initial_end + devs[1].initial_end,
+	      "live %u, precopy bytes %llu", st.live, (unsigned long long)st.precopy_bytes);
+}
+
+static void case_dirty(void)
+{
+	struct vfio_uring_precopy_status st;
+
+	setup(true, 500);
+	start(1 << 20);
+	live(500, 4 << 20, false);
+	st = precopy_status();
+	CHECK(st.ready && ready_now, "ready within the downtime limit (est %llu us)",
+	      (unsigned long long)st.est_stop_copy_us);
+	CHECK(st.precopy_bytes > devs[0].initial_end + devs[1].initial_end + (1 << 20),
+	      "dirty bytes moved live: %llu bytes", (unsigned long long)st.precopy_bytes);
+	CHECK(st.read_rate > 0, "a read rate was measured");
+	stop_and_finish(256 << 10);
+}
+
+static void case_overrun(void)
+{
+	struct vfio_uring_precopy_status early, late;
+
+	setup(true, 200);
+	/* The link: 2 MiB/s in both phases, 8 MiB/s of dirty bytes per device. */
+	CHECK(vfio_uring_engine_set_rate_limit(src, 2 << 20) == 0, "cap");
+	CHECK(vfio_uring_engine_set_precopy_rate_limit(src, 2 << 20) == 0, "live cap");
+	start(1 << 20);
+	live(600, 8 << 20, false);
+	early = precopy_status();
+	live(600, 8 << 20, false);
+	late = precopy_status();
+	CHECK(!late.ready && ready_calls == 0, "never ready (%u calls)", ready_calls);
+	CHECK(late.devices_pending == DEVICES, "both devices pending (%u)", late.devices_pending);
+	CHECK(late.stop_copy_bytes > early.stop_copy_bytes,
+	      "the estimate grows: %llu then %llu bytes", (unsigned long long)early.stop_copy_bytes,
+	      (unsigned long long)late.stop_copy_bytes);
+	CHECK(late.est_stop_copy_us > 200000, "estimated stop-copy %llu us is over the limit",
+	      (unsigned long long)late.est_stop_copy_us);
+	/* The VMM sees it and stops anyway, lifting the cap for the stop-copy. */
+	CHECK(vfio_uring_engine_set_rate_limit(src, 0) == 0, "cap lifted");
+	stop_and_finish(64 << 10);
+}
+
+static void case_reinit(void)
+{
+	struct vfio_uring_precopy_status st;
+
+	setup(true, 0);
+	start(512 << 10);
+	live(10000, 0, true);
+	CHECK(ready_now && ready_calls == 1, "ready first");
+	/* Device 1 reconfigures: new initial bytes, reported with REINIT. */
+	devs[1].reinit_bytes = 300 << 10;
+	live(2000, 0, false);
+	st = precopy_status();
+	CHECK(ready_calls == 3 && ready_now, "ready, not ready, ready again (%u calls)", ready_calls);
+	CHECK(st.reinits == 1, "one REINIT counted (%llu)", (unsigned long long)st.reinits);
+	stop_and_finish(100 << 10);
+}
+
+static void case_wire_off(void)
+{
+	uint64_t deadline = now_ms() + 10000;
+	const char *msg = "";
+
+	setup(false, 0);
+	start(1 << 20);
+	while (now_ms() < deadline && vfio_uring_engine_error(dst, NULL) == 0)
+		turn(5);
+	CHECK(vfio_uring_engine_reason(dst) == VFIO_URING_REASON_VFIO_FLAGS,
+	      "a destination without the extension rejects PRECOPY packets: reason %s",
+	      vfio_uring_reason_name(vfio_uring_engine_reason(dst)));
+	vfio_uring_engine_error(dst, &msg);
+	CHECK(strstr(msg, "unknown flags 0x80000000") != NULL, "message: %s", msg);
+	/*
+	 * The source learns it at its next send: the live data may all sit in the socket buffers
+	 * already, so stop and send the rest (a VMM learns it from its own channel sooner).
+	 */
+	for (unsigned i = 0; i < DEVICES; i++)
+		produce(&devs[i], 1 << 20);
+	CHECK(vfio_uring_engine_stop_copy(src) == 0, "stop_copy");
+	deadline = now_ms() + 10000;
+	while (now_ms() < deadline && vfio_uring_engine_error(src, NULL) == 0)
+		turn(5);
+	CHECK(vfio_uring_engine_error(src, NULL) < 0, "the source fails too");
+	/* A device is FAILED once its read in flight has drained. */
+	deadline = now_ms() + 5000;
+	while (now_ms() < deadline && (status(devs[0].src_dev).state == VFIO_URING_DEVICE_ACTIVE ||
+				       status(devs[1].src_dev).state == VFIO_URING_DEVICE_ACTIVE))
+		turn(5);
+	for (unsigned i = 0; i < DEVICES; i++)
+		CHECK(status(devs[i].src_dev).state == VFIO_URING_DEVICE_FAILED,
+		      "source device %u FAILED (resumable)", i);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct {
+		const char *name;
+		void (*run)(void);
+	} cases[] = { { "initial", case_initial }, { "dirty", case_dirty },
+		      { "overrun", case_overrun }, { "reinit", case_reinit },
+		      { "wire-off", case_wire_off } };
+	const char *which = argc == 3 && strcmp(argv[1], "--case") == 0 ? argv[2] : NULL;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		if (!which || strcmp(which, cases[i].name) == 0) {
+			cases[i].run();
+			teardown();
+			printf("precopy %s: %s\n", cases[i].name, check_failures ? "FAIL" : "ok");
+			return check_result();
+		}
+	}
+	fprintf(stderr, "usage: precopy --case initial|dirty|overrun|reinit|wire-off\n");
+	return 2;
+}
