@@ -219,8 +219,10 @@ int main(int argc, char **argv)
 		if (d->dst_mem < 0)
 			FAIL("memfd: %s", strerror(errno));
 		fill_pattern(d->config, sizeof(d->config), 0xc0ffee + i);
-		files[2 * i] = (struct devmodel_file){ DEVMODEL_SOURCE, d->src_mem, cfg.rate, 0 };
-		files[2 * i + 1] = (struct devmodel_file){ DEVMODEL_SINK, d->dst_mem, cfg.rate, 0 };
+		files[2 * i] = (struct devmodel_file){
+			.kind = DEVMODEL_SOURCE, .backing_fd = d->src_mem, .rate = cfg.rate };
+		files[2 * i + 1] = (struct devmodel_file){
+			.kind = DEVMODEL_SINK, .backing_fd = d->dst_mem, .rate = cfg.rate };
 	}
 	ret = devmodel_create(files, 2 * cfg.devices, &model, why, sizeof(why));
 	free(files);
