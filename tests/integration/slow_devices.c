@@ -154,8 +154,10 @@ int main(int argc, char **argv)
 			FAIL("memfd: %s", strerror(errno));
 		d->config_len = 64;
 		fill_pattern(d->config, d->config_len, 0xc0ffee + i);
-		files[2 * i] = (struct devmodel_file){ DEVMODEL_SOURCE, src_mem[i], cfg.rate, 0 };
-		files[2 * i + 1] = (struct devmodel_file){ DEVMODEL_SINK, d->sink_fd, cfg.rate, 0 };
+		files[2 * i] = (struct devmodel_file){
+			.kind = DEVMODEL_SOURCE, .backing_fd = src_mem[i], .rate = cfg.rate };
+		files[2 * i + 1] = (struct devmodel_file){
+			.kind = DEVMODEL_SINK, .backing_fd = d->sink_fd, .rate = cfg.rate };
 	}
 	ret = devmodel_create(files, 2 * cfg.devices, &model, why, sizeof(why));
 	free(files);

@@ -30,6 +30,16 @@
  * the run cost more than the copy it saves. pread is the fallback for a backing fd that
  * cannot be mapped.
  *
+ * A pre-copy file (devmodel.h) is a source whose readable end moves: its device's state
+ * (what was read, the unread initial and dirty bytes, the phase) lives in a MAP_SHARED
+ * mapping under a process-shared mutex, because the server updates it as it serves reads
+ * while the creator or a process that inherited the model asks for the info or starts
+ * stop-copy. Nobody ticks the dirty production: whoever takes the lock first brings it up
+ * to date from CLOCK_MONOTONIC (system-wide, so every process agrees). A read reserves its
+ * bytes (moves the device's position) before it sleeps for the pacing, as a driver hands
+ * out its buffer; an info taken meanwhile already counts them as read. A read with nothing
+ * available answers ENOMSG at once, without the latency, like the end of a stream.
+ *
  * Pitfalls this avoids (measured on this machine, /work/shared/notes/machine.md):
  *  - io_uring reads at offset -1 of a direct_io FUSE file do not advance the file position:
  *    the files are streams (FOPEN_DIRECT_IO | FOPEN_NONSEEKABLE) whose position the server
@@ -83,6 +93,27 @@ struct shared_stats {
 	double startup_cpu_s;  /* the server's CPU before it served anything */
 };
 
+enum precopy_phase { PRECOPY_NOT_OPENED, PRECOPY_LIVE, PRECOPY_STOP_COPY };
+
+/*
+ * A pre-copy file's device, in a MAP_SHARED mapping: changed under `lock` by the server
+ * (reads, the first open) and by any process holding the model (info, reinit, stop-copy).
+ * Bytes produced so far = pos + initial_left + dirty_left, never more than live_cap while
+ * live; a read takes the initial bytes first (the stream has no holes: which bytes are
+ * "initial" or "dirty" is only accounting, as in a driver's counters).
+ */
+struct shared_precopy {
+	pthread_mutex_t lock;  /* process-shared and robust: a process may die holding it */
+	enum precopy_phase phase;
+	unsigned flags;        /* DEVMODEL_PRECOPY_REINIT, until the next info */
+	uint64_t live_cap;     /* backing size - stop_copy_bytes */
+	uint64_t pos;          /* bytes read (reserved by reads) */
+	uint64_t initial_left; /* initial bytes not yet read */
+	uint64_t dirty_left;   /* dirty bytes produced, not yet read */
+	uint64_t end;          /* in stop-copy: the stream's length */
+	int64_t dirty_ns;      /* CLOCK_MONOTONIC ns up to which dirty bytes are produced */
+};
+
 struct devmodel {
 	pid_t server;
 	int stop_fd;                 /* a byte or EOF here stops the server */
@@ -90,7 +121,9 @@ struct devmodel {
 	struct devmodel_file *files;
 	char dir[DIR_LEN];
 	char (*paths)[PATH_LEN];
+	uint64_t *sizes;                /* a source's or pre-copy file's backing size */
 	struct shared_stats *stats;
+	struct shared_precopy *precopy; /* n entries; used for PRECOPY files only */
 };
 
 /* What the server tells its creator once mounted (or why it could not). */
@@ -101,7 +134,12 @@ struct ready_msg {
 
 static const char *kind_name(enum devmodel_kind kind)
 {
-	return kind == DEVMODEL_SOURCE ? "source" : "sink";
+	return kind == DEVMODEL_SOURCE ? "source" : kind == DEVMODEL_SINK ? "sink" : "precopy";
+}
+
+static bool kind_reads(enum devmodel_kind kind)
+{
+	return kind == DEVMODEL_SOURCE || kind == DEVMODEL_PRECOPY;
 }
 
 static double mono_now(void)
@@ -110,6 +148,14 @@ static double mono_now(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 static void mono_sleep_until(double t)
@@ -128,12 +174,79 @@ static void mono_sleep_until(double t)
 		;
 }
 
+/* ==== a pre-copy file's device (any process: shared memory) ==== */
+
+static uint64_t min_u64(uint64_t a, uint64_t b)
+{
+	return a < b ? a : b;
+}
+
+static void precopy_lock(struct shared_precopy *p)
+{
+	/* The state is counters only, consistent at every unlock: a dead owner left it whole. */
+	if (pthread_mutex_lock(&p->lock) == EOWNERDEAD)
+		pthread_mutex_consistent(&p->lock);
+}
+
+static void precopy_unlock(struct shared_precopy *p)
+{
+	pthread_mutex_unlock(&p->lock);
+}
+
+/* Under the lock: the dirty bytes the live device has produced up to `now`. */
+static void precopy_produce(struct shared_precopy *p, const struct devmodel_file *f, int64_t now)
+{
+	uint64_t produced = p->pos + p->initial_left + p->dirty_left, room, want, add;
+	double w;
+
+	if (p->phase != PRECOPY_LIVE || !f->dirty_rate || now <= p->dirty_ns)
+		return;
+	w = (double)(now - p->dirty_ns) * (double)f->dirty_rate * 1e-9;
+	want = w < 1e18 ? (uint64_t)w : (uint64_t)1e18;
+	room = p->live_cap > produced ? p->live_cap - produced : 0;
+	if (f->dirty_max)
+		room = min_u64(room, f->dirty_max > p->dirty_left ? f->dirty_max - p->dirty_left : 0);
+	add = min_u64(want, room);
+	p->dirty_left += add;
+	if (add < want) /* capped: the device re-dirties what is dirty already */
+		p->dirty_ns = now;
+	else if (add) /* keep the fraction of a byte for next time; never ahead of the rate */
+		p->dirty_ns += (int64_t)((double)add * 1e9 / (double)f->dirty_rate) + 1;
+}
+
+/*
+ * Under the lock: takes up to `size` bytes of the stream for a read. Returns 0 with *n
+ * bytes from *start (0 bytes: end of stream) or ENOMSG (live, nothing produced).
+ */
+static int precopy_take(struct shared_precopy *p, const struct devmodel_file *f, size_t size,
+			uint64_t *start, size_t *n)
+{
+	uint64_t avail, from_initial;
+
+	precopy_produce(p, f, mono_ns());
+	if (p->phase == PRECOPY_STOP_COPY)
+		avail = p->end - p->pos;
+	else
+		avail = p->initial_left + p->dirty_left;
+	*start = p->pos;
+	*n = (size_t)min_u64(avail, size);
+	if (!*n)
+		return p->phase == PRECOPY_STOP_COPY ? 0 : ENOMSG;
+	p->pos += *n;
+	from_initial = min_u64(*n, p->initial_left);
+	p->initial_left -= from_initial;
+	/* Past the dirty bytes (stop-copy only) the rest is the stop-copy bytes. */
+	p->dirty_left -= min_u64(*n - from_initial, p->dirty_left);
+	return 0;
+}
+
 /* ==== the server (runs only in the forked server process) ==== */
 
 struct srv_file {
 	struct devmodel_file f;
 	uint64_t size;           /* source: bytes the stream has */
 	const uint8_t *map;      /* source: its bytes, mapped (NULL: pread into a buffer) */
+	struct shared_precopy *pc; /* a pre-copy file's device; else NULL */
 	pthread_mutex_t lock;    /* one request at a time per device */
 	double next_ready;       /* CLOCK_MONOTONIC seconds the device is free again */
 };
@@ -194,7 +307,7 @@ static void srv_fill_attr(struct srv *s, fuse_ino_t ino, struct stat *st)
 		st->st_nlink = 2;
 		return;
 	}
-	st->st_mode = S_IFREG | (f->f.kind == DEVMODEL_SOURCE ? 0444 : 0222);
+	st->st_mode = S_IFREG | (kind_reads(f->f.kind) ? 0444 : 0222);
 	st->st_nlink = 1;
 	st->st_size = f->f.kind == DEVMODEL_SOURCE ? (off_t)f->size : 0;
 }
@@ -266,7 +379,7 @@ static void srv_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct srv *s = fuse_req_userdata(req);
 	struct srv_file *f = srv_file_of(s, ino);
-	int want = f && f->f.kind == DEVMODEL_SOURCE ? O_RDONLY : O_WRONLY;
+	int want = f && kind_reads(f->f.kind) ? O_RDONLY : O_WRONLY;
 	struct srv_open *o;
 
 	if (!f) {
@@ -281,6 +394,15 @@ static void srv_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (!o) {
 		fuse_reply_err(req, ENOMEM);
 		return;
+	}
+	if (f->pc) {
+		/* The device runs (and dirties) from the moment its data fd is first opened. */
+		precopy_lock(f->pc);
+		if (f->pc->phase == PRECOPY_NOT_OPENED) {
+			f->pc->phase = PRECOPY_LIVE;
+			f->pc->dirty_ns = mono_ns();
+		}
+		precopy_unlock(f->pc);
 	}
 	fi->fh = (uint64_t)(uintptr_t)o;
 	fi->direct_io = 1;   /* no page cache: every read and write reaches the server */
@@ -308,17 +430,24 @@ static void srv_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct srv_open *o = (struct srv_open *)(uintptr_t)fi->fh;
 	const uint8_t *data = NULL;
 	size_t n = 0, done = 0;
+	uint64_t pos = o->pos; /* where this read starts in the stream */
 	int err = 0;
 
 	(void)off; /* a stream: the position is the open file's, kept here */
-	if (!f || f->f.kind != DEVMODEL_SOURCE) {
+	if (!f || !kind_reads(f->f.kind)) {
 		fuse_reply_err(req, EBADF);
 		return;
 	}
 	in_flight_enter(&s->stats->reads_now, &s->stats->reads_peak);
 	pthread_mutex_lock(&f->lock);
-	if (o->pos < f->size)
+	if (f->pc) {
+		/* The device's position, not the open's (devmodel.h); reserved here. */
+		precopy_lock(f->pc);
+		err = precopy_take(f->pc, &f->f, size, &pos, &n);
+		precopy_unlock(f->pc);
+	} else if (o->pos < f->size) {
 		n = f->size - o->pos < size ? (size_t)(f->size - o->pos) : size;
+	}
 	if (n > buf_size && !f->map) {
 		uint8_t *nb = realloc(buf, n);
 
@@ -332,16 +461,15 @@ static void srv_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	if (n && !err && f->map) {
 		/* End of stream answers at once; data waits for the device. */
 		mono_sleep_until(srv_pace(f, n));
-		data = f->map + o->pos;
+		data = f->map + pos;
 		done = n;
-		o->pos += n;
 	} else if (n && !err) {
 		double ready = srv_pace(f, n);
 
 		data = buf;
 		while (done < n) {
 			ssize_t r = pread(f->f.backing_fd, buf + done, n - done,
-					  (off_t)(o->pos + done));
+					  (off_t)(pos + done));
 
 			if (r < 0 && errno == EINTR)
 				continue;
@@ -352,8 +480,13 @@ static void srv_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			done += (size_t)r;
 		}
 		mono_sleep_until(ready);
-		o->pos += done;
 	}
+	/*
+	 * A pre-copy device's position moved when the bytes were reserved (a failed pread
+	 * of a mappable backing fd, which only a broken backing file can cause, loses them).
+	 */
+	if (!f->pc)
+		o->pos += done;
 	pthread_mutex_unlock(&f->lock);
 	__atomic_add_fetch(&s->stats->read_requests, 1, __ATOMIC_RELAXED);
 	__atomic_add_fetch(&s->stats->read_bytes, done, __ATOMIC_RELAXED);
@@ -563,7 +696,9 @@ static void srv_main(struct devmodel *m, pid_t creator, int ready_fd, int stop_f
 			srv_exit(1);
 		}
 		s.files[i].size = (uint64_t)st.st_size;
-		if (s.files[i].f.kind == DEVMODEL_SOURCE && st.st_size > 0) {
+		if (s.files[i].f.kind == DEVMODEL_PRECOPY)
+			s.files[i].pc = &m->precopy[i];
+		if (kind_reads(s.files[i].f.kind) && st.st_size > 0) {
 			void *map = mmap(NULL, (size_t)st.st_size, PROT_READ,
 					 MAP_SHARED | MAP_POPULATE, m->files[i].backing_fd, 0);
 
@@ -681,6 +816,30 @@ int devmodel_available(char *why, size_t why_len)
 	return 0;
 }
 
+/* The device of a pre-copy file of `size` backing bytes, before its first open. */
+static int precopy_init(struct shared_precopy *p, const struct devmodel_file *f, uint64_t size)
+{
+	pthread_mutexattr_t attr;
+	int r;
+
+	if (f->stop_copy_bytes > size)
+		return -EINVAL;
+	r = pthread_mutexattr_init(&attr);
+	if (!r)
+		r = pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
+	if (!r)
+		r = pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
+	if (!r)
+		r = pthread_mutex_init(&p->lock, &attr);
+	pthread_mutexattr_destroy(&attr);
+	if (r)
+		return -r;
+	p->phase = PRECOPY_NOT_OPENED;
+	p->live_cap = size - f->stop_copy_bytes;
+	p->initial_left = min_u64(f->precopy_initial, p->live_cap);
+	return 0;
+}
+
 int devmodel_create(const struct devmodel_file *files, unsigned n, struct devmodel **out,
 		    char *err, size_t err_len)
 {
@@ -702,7 +861,8 @@ int devmodel_create(const struct devmodel_file *files, unsigned n, struct devmod
 	if (ret)
 		return ret;
 	for (unsigned i = 0; i < n; i++) {
-		if ((files[i].kind != DEVMODEL_SOURCE && files[i].kind != DEVMODEL_SINK) ||
+		if ((files[i].kind != DEVMODEL_SOURCE && files[i].kind != DEVMODEL_SINK &&
+		     files[i].kind != DEVMODEL_PRECOPY) ||
 		    files[i].backing_fd < 0) {
 			snprintf(err, err_len, "file %u: bad kind or backing fd", i);
 			return -EINVAL;
@@ -717,15 +877,42 @@ int devmodel_create(const struct devmodel_file *files, unsigned n, struct devmod
 	m->n = n;
 	m->files = calloc(n, sizeof(*m->files));
 	m->paths = calloc(n, sizeof(*m->paths));
+	m->sizes = calloc(n, sizeof(*m->sizes));
 	m->stats = mmap(NULL, sizeof(*m->stats), PROT_READ | PROT_WRITE,
 			MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (m->stats == MAP_FAILED)
 		m->stats = NULL;
-	if (!m->files || !m->paths || !m->stats) {
+	m->precopy = mmap(NULL, n * sizeof(*m->precopy), PROT_READ | PROT_WRITE,
+			  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (m->precopy == MAP_FAILED)
+		m->precopy = NULL;
+	if (!m->files || !m->paths || !m->sizes || !m->stats || !m->precopy) {
 		ret = -ENOMEM;
 		goto fail;
 	}
 	memcpy(m->files, files, n * sizeof(*files));
+	for (unsigned i = 0; i < n; i++) {
+		struct stat st;
+
+		if (!kind_reads(files[i].kind))
+			continue;
+		if (fstat(files[i].backing_fd, &st) < 0) {
+			ret = -errno;
+			snprintf(err, err_len, "file %u: backing fd: fstat: %s", i, strerror(errno));
+			goto fail;
+		}
+		m->sizes[i] = (uint64_t)st.st_size;
+		if (files[i].kind == DEVMODEL_PRECOPY) {
+			ret = precopy_init(&m->precopy[i], &files[i], m->sizes[i]);
+			if (ret) {
+				snprintf(err, err_len, "file %u: stop_copy_bytes %llu > backing size "
+					 "%llu, or no process-shared lock", i,
+					 (unsigned long long)files[i].stop_copy_bytes,
+					 (unsigned long long)m->sizes[i]);
+				goto fail;
+			}
+		}
+	}
 	snprintf(m->dir, sizeof(m->dir), MOUNT_PREFIX "%ld.XXXXXX", (long)getpid());
 	if (!mkdtemp(m->dir)) {
 		ret = -errno;
@@ -795,8 +982,7 @@ int devmodel_open(const struct devmodel *m, unsigned i)
 
 	if (!m || i >= m->n)
 		return -EINVAL;
-	fd = open(m->paths[i], (m->files[i].kind == DEVMODEL_SOURCE ? O_RDONLY : O_WRONLY) |
-				       O_CLOEXEC);
+	fd = open(m->paths[i], (kind_reads(m->files[i].kind) ? O_RDONLY : O_WRONLY) | O_CLOEXEC);
 	return fd < 0 ? -errno : fd;
 }
 
@@ -816,6 +1002,96 @@ void devmodel_get_stats(const struct devmodel *m, struct devmodel_stats *st)
 	st->write_bytes = __atomic_load_n(&s->write_bytes, __ATOMIC_RELAXED);
 	st->reads_peak = __atomic_load_n(&s->reads_peak, __ATOMIC_RELAXED);
 	st->writes_peak = __atomic_load_n(&s->writes_peak, __ATOMIC_RELAXED);
+}
+
+/* File i's device if it is a pre-copy file, else NULL. */
+static struct shared_precopy *precopy_of(const struct devmodel *m, unsigned i)
+{
+	return m && i < m->n && m->files[i].kind == DEVMODEL_PRECOPY ? &m->precopy[i] : NULL;
+}
+
+int devmodel_precopy_info(const struct devmodel *m, unsigned i, struct devmodel_precopy_info *out)
+{
+	struct shared_precopy *p = precopy_of(m, i);
+	int ret = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (!p)
+		return -EINVAL;
+	precopy_lock(p);
+	precopy_produce(p, &m->files[i], mono_ns());
+	if (p->phase == PRECOPY_STOP_COPY) {
+		ret = -EINVAL;
+	} else {
+		out->initial_bytes = p->initial_left;
+		out->dirty_bytes = p->dirty_left;
+		out->stop_copy_bytes = p->initial_left + p->dirty_left + m->files[i].stop_copy_bytes;
+		out->flags = p->flags;
+		p->flags = 0;
+	}
+	precopy_unlock(p);
+	return ret;
+}
+
+int devmodel_precopy_reinit(const struct devmodel *m, unsigned i, uint64_t bytes)
+{
+	struct shared_precopy *p = precopy_of(m, i);
+	uint64_t produced;
+	int ret = 0;
+
+	if (!p)
+		return -EINVAL;
+	precopy_lock(p);
+	precopy_produce(p, &m->files[i], mono_ns());
+	if (p->phase == PRECOPY_STOP_COPY) {
+		ret = -EINVAL;
+	} else {
+		produced = p->pos + p->initial_left + p->dirty_left;
+		p->initial_left += min_u64(bytes, p->live_cap > produced ? p->live_cap - produced : 0);
+		p->flags |= DEVMODEL_PRECOPY_REINIT;
+	}
+	precopy_unlock(p);
+	return ret;
+}
+
+int devmodel_stop_copy(const struct devmodel *m, unsigned i)
+{
+	struct shared_precopy *p = precopy_of(m, i);
+	int ret = 0;
+
+	if (!p)
+		return -EINVAL;
+	precopy_lock(p);
+	precopy_produce(p, &m->files[i], mono_ns());
+	if (p->phase == PRECOPY_STOP_COPY) {
+		ret = -EALREADY;
+	} else {
+		p->end = p->pos + p->initial_left + p->dirty_left + m->files[i].stop_copy_bytes;
+		p->phase = PRECOPY_STOP_COPY;
+	}
+	precopy_unlock(p);
+	return ret;
+}
+
+int devmodel_stream_length(const struct devmodel *m, unsigned i, uint64_t *len)
+{
+	struct shared_precopy *p = precopy_of(m, i);
+	int ret = 0;
+
+	*len = 0;
+	if (!m || i >= m->n || m->files[i].kind == DEVMODEL_SINK)
+		return -EINVAL;
+	if (!p) {
+		*len = m->sizes[i];
+		return 0;
+	}
+	precopy_lock(p);
+	if (p->phase == PRECOPY_STOP_COPY)
+		*len = p->end;
+	else
+		ret = -EBUSY;
+	precopy_unlock(p);
+	return ret;
 }
 
 int devmodel_destroy(struct devmodel *m, struct devmodel_stats *final)
@@ -862,6 +1138,9 @@ int devmodel_destroy(struct devmodel *m, struct devmodel_stats *final)
 	}
 	if (m->stats)
 		munmap(m->stats, sizeof(*m->stats));
+	if (m->precopy)
+		munmap(m->precopy, m->n * sizeof(*m->precopy));
+	free(m->sizes);
 	free(m->files);
 	free(m->paths);
 	free(m);

@@ -104,8 +104,10 @@ int main(int argc, char **argv)
 			perror("devmodel-ceiling: memfd");
 			return 1;
 		}
-		files[2 * i] = (struct devmodel_file){ DEVMODEL_SOURCE, src, rate, 0 };
-		files[2 * i + 1] = (struct devmodel_file){ DEVMODEL_SINK, dst, rate, 0 };
+		files[2 * i] = (struct devmodel_file){ .kind = DEVMODEL_SOURCE, .backing_fd = src,
+						       .rate = rate };
+		files[2 * i + 1] = (struct devmodel_file){ .kind = DEVMODEL_SINK, .backing_fd = dst,
+							   .rate = rate };
 	}
 	if (devmodel_create(files, 2 * n, &m, why, sizeof(why))) {
 		fprintf(stderr, "devmodel-ceiling: %s\n", why);

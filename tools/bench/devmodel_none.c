@@ -48,3 +48,34 @@ int devmodel_destroy(struct devmodel *m, struct devmodel_stats *final)
 		memset(final, 0, sizeof(*final));
 	return 0;
 }
+
+int devmodel_precopy_info(const struct devmodel *m, unsigned i, struct devmodel_precopy_info *out)
+{
+	(void)m;
+	(void)i;
+	memset(out, 0, sizeof(*out));
+	return -ENOSYS;
+}
+
+int devmodel_precopy_reinit(const struct devmodel *m, unsigned i, uint64_t bytes)
+{
+	(void)m;
+	(void)i;
+	(void)bytes;
+	return -ENOSYS;
+}
+
+int devmodel_stop_copy(const struct devmodel *m, unsigned i)
+{
+	(void)m;
+	(void)i;
+	return -ENOSYS;
+}
+
+int devmodel_stream_length(const struct devmodel *m, unsigned i, uint64_t *len)
+{
+	(void)m;
+	(void)i;
+	*len = 0;
+	return -ENOSYS;
+}

@@ -172,13 +172,15 @@ static int model_start(const struct bench_cfg *cfg, unsigned devices, bool src, 
 	rm->n = devices;
 	for (unsigned d = 0; d < devices; d++) {
 		if (src)
-			files[n++] = (struct devmodel_file){ DEVMODEL_SOURCE, dc.src[d],
-							     model_rate(cfg->device_rate),
-							     cfg->device_latency_us };
+			files[n++] = (struct devmodel_file){
+				.kind = DEVMODEL_SOURCE, .backing_fd = dc.src[d],
+				.rate = model_rate(cfg->device_rate),
+				.latency_us = cfg->device_latency_us };
 		if (dst)
-			files[n++] = (struct devmodel_file){ DEVMODEL_SINK, dc.sink[d],
-							     model_rate(cfg->dst_device_rate),
-							     cfg->device_latency_us };
+			files[n++] = (struct devmodel_file){
+				.kind = DEVMODEL_SINK, .backing_fd = dc.sink[d],
+				.rate = model_rate(cfg->dst_device_rate),
+				.latency_us = cfg->device_latency_us };
 		if (src)
 			rm->src_fds[d] = -1;
 		if (dst)
