@@ -34,6 +34,9 @@
  *   mode bit 2: a small buffer cap (16 KiB: one largest packet) instead of 64 KiB
  *   mode bit 3: VFIO_URING_ENGINE_F_FORCE_ASYNC_DEVICE_IO (writes in io_uring workers)
  *   mode bit 4: VFIO_URING_ENGINE_F_BASELINE_RING
+ *   mode bit 5, raw mode only: VFIO_URING_ENGINE_F_PRECOPY (the pre-copy extension: PRECOPY
+ *              packets accepted and written before switchover start; the ops oracle assumes
+ *              the plain QEMU wire, so it is not combined with it)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -367,6 +370,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 		eo.flags |= VFIO_URING_ENGINE_F_FORCE_ASYNC_DEVICE_IO;
 	if (mode & 16)
 		eo.flags |= VFIO_URING_ENGINE_F_BASELINE_RING;
+	if ((mode & 32) && !(mode & 1))
+		eo.flags |= VFIO_URING_ENGINE_F_PRECOPY;
 	ret = vfio_uring_engine_create(&eo, &e);
 	ASSERT(ret == 0, "engine_create %d", ret);
 	for (int c = 0; c < NCH; c++) {

@@ -456,6 +456,80 @@ static void vfio_config_dup(void)
 	bc_run(&c);
 }
 
+/* ---- the pre-copy extension (VFIO_URING_ENGINE_F_PRECOPY) ------------------------------ */
+
+
+/* Without the extension the flag is unknown, as to QEMU. */
+static void vfio_precopy_flag_off(void)
+{
+	struct bad_case c;
+
+	bc_init(&c);
+	rl_buf_packet(hs(&c, 0), DEV0, INST0, 0, VU_WIRE_VFIO_FLAG_PRECOPY, NULL, PKT);
+	c.expect = VFIO_URING_REASON_VFIO_FLAGS;
+	c.needle1 = DEV0;
+	c.needle2 = "unknown flags 0x80000000";
+	bc_run(&c);
+}
+
+/* Stop-copy idx 0 written, then a PRECOPY packet after it. */
+static void vfio_precopy_after_stop_copy(void)
+{
+	struct bad_case c;
+	struct rl_buf *b;
+
+	bc_init(&c);
+	c.o.engine_flags = VFIO_URING_ENGINE_F_PRECOPY;
+	b = hs(&c, 0);
+	rl_buf_packet(b, DEV0, INST0, 0, 0, NULL, PKT);
+	rl_buf_packet(b, DEV0, INST0, 1, VU_WIRE_VFIO_FLAG_PRECOPY, NULL, PKT);
+	c.expect = VFIO_URING_REASON_VFIO_PRECOPY_ORDER;
+	c.needle1 = DEV0;
+	c.needle2 = "PRECOPY packet idx 1 after stop-copy packet idx 0";
+	c.dev0_prefix_packets = 1;
+	bc_run(&c);
+}
+
+/* PRECOPY idx 1 first, then stop-copy idx 0 below it: nothing may be written out of order. */
+static void vfio_stop_copy_below_precopy(void)
+{
+	struct bad_case c;
+	struct rl_buf *b;
+
+	bc_init(&c);
+	c.o.engine_flags = VFIO_URING_ENGINE_F_PRECOPY;
+	b = hs(&c, 0);
+	rl_buf_packet(b, DEV0, INST0, 1, VU_WIRE_VFIO_FLAG_PRECOPY, NULL, PKT);
+	rl_buf_packet(b, DEV0, INST0, 0, 0, NULL, PKT);
+	c.expect = VFIO_URING_REASON_VFIO_PRECOPY_ORDER;
+	c.needle1 = DEV0;
+	c.needle2 = "stop-copy packet idx 0 below PRECOPY packet idx 1";
+	bc_run(&c);
+}
+
+/* The config packet is never pre-copy data. */
+static void vfio_precopy_config(void)
+{
+	struct bad_case c;
+	struct rl_buf *b;
+	uint8_t framed[sizeof(cfg_blob) + 16];
+
+	bc_init(&c);
+	c.o.engine_flags = VFIO_URING_ENGINE_F_PRECOPY;
+	b = hs(&c, 0);
+	rl_buf_packet(b, DEV0, INST0, 0, VU_WIRE_VFIO_FLAG_PRECOPY, NULL, PKT);
+	vu_put_be64(framed, VU_WIRE_DEV_CONFIG_STATE);
+	memcpy(framed + 8, cfg_blob, sizeof(cfg_blob));
+	vu_put_be64(framed + 8 + sizeof(cfg_blob), VU_WIRE_END_OF_STATE);
+	rl_buf_packet(b, DEV0, INST0, 1, VU_WIRE_VFIO_FLAG_PRECOPY | VU_WIRE_VFIO_FLAG_CONFIG_STATE, framed,
+		      sizeof(framed));
+	c.expect = VFIO_URING_REASON_VFIO_PRECOPY_ORDER;
+	c.needle1 = DEV0;
+	c.needle2 = "config packet idx 1 with the PRECOPY flag";
+	c.dev0_prefix_packets = 1;
+	bc_run(&c);
+}
+
 /* Data idx 3 received, then the config packet says the data ended at idx 2. */
 static void vfio_data_after_config(void)
 {

@@ -272,6 +272,7 @@ int rl_dest_init(struct rl_dest *d, const struct rl_dest_opts *o)
 	if (o->buffer_cap)
 		eo.buffer_cap = o->buffer_cap;
 	eo.progress_timeout_ms = o->progress_timeout_ms;
+	eo.flags |= o->engine_flags;
 	eo.max_queued_bytes = o->max_queued_bytes;
 	ret = vfio_uring_engine_create(&eo, &d->e);
 	if (ret) {

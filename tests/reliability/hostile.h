@@ -84,6 +84,7 @@ struct rl_dest_opts {
 	unsigned progress_timeout_ms;
 	size_t max_queued_bytes;    /* 0 = off (flow control only) */
 	bool config_load_waits;     /* every device: VFIO_URING_DEVICE_F_CONFIG_LOAD_WAITS */
+	unsigned engine_flags;      /* VFIO_URING_ENGINE_F_* (e.g. the pre-copy extension) */
 	bool tcp;
 	bool no_switchover;         /* do not call switchover_start */
 	bool dev_multifd_off[RL_MAX_DEV];
