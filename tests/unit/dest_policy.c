@@ -172,6 +172,7 @@ static struct vfio_uring_engine *engine_new(unsigned channels, size_t cap)
 	*dev = (struct vfio_uring_device){ .engine = e, .data_fd = -1, .instance_id = 7,
 					   .state = VFIO_URING_DEVICE_ACTIVE,
 					   .config_idx = VU_WIRE_VFIO_IDX_INVALID,
+					   .stopcopy_idx_min = VU_WIRE_VFIO_IDX_INVALID,
 					   .load_config = scripted_load_config,
 					   .io = { .kind = VU_OP_DEVICE_WRITE, .owner = dev } };
 	strcpy(dev->idstr, "0000:00:01.0/vfio");
@@ -249,15 +250,20 @@ static void handshake(struct vu_channel *chan)
 	deliver(chan, hs, sizeof(hs));
 }
 
-/* The headers of data packet idx (the payload follows with payload()). */
-static void headers(struct vu_channel *chan, uint32_t idx)
+/* The headers of data packet idx with VFIO flags (the payload follows with payload()). */
+static void headers_flags(struct vu_channel *chan, uint32_t idx, uint32_t flags)
 {
 	struct vfio_uring_device *dev = chan->engine->devices[0];
 	uint8_t h[VU_WIRE_PACKET_OVERHEAD];
 
 	vu_wire_encode_header(h, dev->idstr, dev->instance_id, MAX_PACKET);
-	vu_wire_encode_vfio_header(h + VU_WIRE_HEADER_SIZE, idx, 0);
+	vu_wire_encode_vfio_header(h + VU_WIRE_HEADER_SIZE, idx, flags);
 	deliver(chan, h, sizeof(h));
+}
+
+static void headers(struct vu_channel *chan, uint32_t idx)
+{
+	headers_flags(chan, idx, 0);
 }
 
 static void payload(struct vu_channel *chan)
@@ -461,6 +467,41 @@ static void out_of_order(void)
 	CHECK(dev->dst_state == VU_DST_RECEIVING && dev->queued == 0 && !pending(&dev->io),
 	      "both written: RECEIVING again (%d)", dev->dst_state);
 	CHECK(n_written == 2 && written[0] == 0 && written[1] == 1, "written in order of idx");
+	CHECK(e->state == VU_ENGINE_RUNNING && e->pool.in_use == 0, "no failure, no buffer held");
+	engine_free(e);
+}
+
+/*
+ * The pre-copy extension: PRECOPY packets are written before switchover start, in order;
+ * the first stop-copy packet waits for it.
+ */
+static void precopy_before_switchover(void)
+{
+	struct vfio_uring_engine *e = engine_new(1, 64 << 10);
+	struct vu_channel *chan = &e->channels[0];
+	struct vfio_uring_device *dev = e->devices[0];
+
+	e->opts.flags |= VFIO_URING_ENGINE_F_PRECOPY;
+	handshake(chan);
+	headers_flags(chan, 0, VU_WIRE_VFIO_FLAG_PRECOPY);
+	payload(chan);
+	CHECK(dev->dst_state == VU_DST_WRITING && dev->writing && dev->writing->idx == 0,
+	      "PRECOPY idx 0 is written before switchover start (%d)", dev->dst_state);
+	headers(chan, 2);
+	payload(chan);
+	headers_flags(chan, 1, VU_WIRE_VFIO_FLAG_PRECOPY);
+	payload(chan);
+	CHECK(complete_write(dev), "write of idx 0");
+	CHECK(dev->dst_state == VU_DST_WRITING && dev->writing && dev->writing->idx == 1,
+	      "then PRECOPY idx 1 (%d)", dev->dst_state);
+	CHECK(complete_write(dev), "write of idx 1");
+	CHECK(dev->dst_state == VU_DST_RECEIVING && dev->queued == 1 && !pending(&dev->io),
+	      "stop-copy idx 2 waits for switchover start (%d)", dev->dst_state);
+	e->ops->switchover(e);
+	CHECK(dev->dst_state == VU_DST_WRITING && dev->writing && dev->writing->idx == 2,
+	      "switchover writes idx 2 (%d)", dev->dst_state);
+	CHECK(complete_write(dev), "write of idx 2");
+	CHECK(n_written == 3 && written[2] == 2, "written in order of idx");
 	CHECK(e->state == VU_ENGINE_RUNNING && e->pool.in_use == 0, "no failure, no buffer held");
 	engine_free(e);
 }

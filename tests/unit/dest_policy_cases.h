@@ -9,6 +9,7 @@ CASE(reserve_and_resume)  /* the reserve; HEADER -> PARKED -> PAYLOAD */
 CASE(channel_cycle)       /* HANDSHAKE -> HEADER -> PAYLOAD -> HEADER */
 CASE(out_of_order)        /* idx 1 before 0: held, written in order; RECEIVING <-> WRITING */
 CASE(short_write)         /* continued at its offset */
+CASE(precopy_before_switchover) /* pre-copy extension: PRECOPY packets written at once */
 CASE(config_loads_last)   /* RECEIVING -> LOADING -> DONE after the data and switchover */
 CASE(config_load_waits)   /* RECEIVING -> WAIT_CALLER -> LOADING */
 CASE(load_config_fails)   /* LOADING -> FAILED, reason LOAD_CONFIG */
