@@ -16,8 +16,9 @@
  * fds); the engine never closes them. When a migration fails the engine shuts the channel
  * sockets down (shutdown(2), not close) so that the peer sees the failure at once.
  *
- * Callbacks (save_config, load_config, done) run inside process(), run(), switchover_start(),
- * cancel(), config_load_ready() and destroy(). From a callback the caller may call
+ * Callbacks (save_config, load_config, done; precopy_info and precopy_ready with pre-copy)
+ * run inside process(), run(), start(), switchover_start(), stop_copy(), cancel(),
+ * config_load_ready() and destroy(). From a callback the caller may call
  * vfio_uring_engine_cancel() and the read-only queries (status, stats, error, names); never
  * process(), run(), switchover_start() or destroy(): record what happened, act from the loop
  * (docs/EMBEDDING.md).

@@ -59,7 +59,7 @@ enum vu_recv_state {
 };
 
 /*
- * Source device, while ACTIVE: what it does now. source.c's set_src_state() makes every
+ * Source device, while ACTIVE: what it does now. source.c's vu_source_set_state() makes every
  * transition; the device's public state (DONE, FAILED) ends it wherever it is.
  *   IDLE -> READING -> IDLE ...              a read per packet
  *   IDLE -> WAIT_READ -> READING             no room for the next read yet
