@@ -22,6 +22,10 @@
  *            to 0, then 1 again once they are read.
  *   wire-off the destination without the extension rejects the first PRECOPY packet
  *            (VFIO_FLAGS) and both sides fail.
+ *   devmodel the bench's device model instead of memfds (tools/bench/devmodel.h): reads block
+ *            at the device's rate in io_uring's workers and fail with ENOMSG when nothing is
+ *            produced, as a VFIO data fd in PRE_COPY; initial bytes, dirty bytes at a rate,
+ *            the model's stop-copy. Exits 77 without /dev/fuse or root.
  * Every case but wire-off checks every byte and the config blob on the destination.
  */
 #include <errno.h>
@@ -40,6 +44,7 @@
 #include "clock.h"
 #include "common.h"
 #include "data.h"
+#include "devmodel.h"
 #include "net.h"
 #include "vfio-uring.h"
 
@@ -49,6 +54,8 @@
 struct device {
 	char idstr[32];
 	int src_fd, dst_fd;
+	int ref_fd;              /* the stream the destination must end up with: src_fd, or the
+				    model's backing memfd */
 	uint64_t initial_end;    /* the stream's first initial_end bytes are initial bytes */
 	uint64_t produced;       /* bytes in the source memfd: the stream so far */
 	uint64_t rng;
@@ -62,6 +69,7 @@ struct device {
 };
 
 static struct device devs[DEVICES];
+static struct devmodel *model; /* the devmodel case: the devices' data fds are its files */
 static struct vfio_uring_engine *src, *dst;
 static unsigned ready_calls, ready_now;
 
@@ -83,6 +91,22 @@ static void produce(struct device *d, uint64_t n)
 		d->produced += chunk;
 		n -= chunk;
 	}
+}
+
+/* The model's own report (the devmodel case). */
+static int model_precopy_info(void *opaque, struct vfio_uring_precopy_info *info)
+{
+	struct device *d = opaque;
+	struct devmodel_precopy_info mi;
+	int ret = devmodel_precopy_info(model, (unsigned)(d - devs), &mi);
+
+	if (ret)
+		return ret;
+	info->initial_bytes = mi.initial_bytes;
+	info->dirty_bytes = mi.dirty_bytes;
+	info->stop_copy_bytes = mi.stop_copy_bytes;
+	info->flags = mi.flags & DEVMODEL_PRECOPY_REINIT ? VFIO_URING_PRECOPY_F_REINIT : 0;
+	return 0;
 }
 
 static int precopy_info(void *opaque, struct vfio_uring_precopy_info *info)
@@ -150,6 +174,9 @@ static void setup(bool dst_extension, unsigned downtime_ms)
 	vfio_uring_engine_opts_init(&so, VFIO_URING_SOURCE);
 	memcpy(so.uuid, test_uuid, 16);
 	so.flags = VFIO_URING_ENGINE_F_PRECOPY;
+	/* The model's files, like VFIO data fds, are read in io-wq (as slow_devices.c does). */
+	if (model)
+		so.flags |= VFIO_URING_ENGINE_F_FORCE_ASYNC_DEVICE_IO;
 	so.chunk_size = 256 << 10;
 	so.precopy_ready = on_ready;
 	so.precopy_poll_ms = 5;
@@ -171,7 +198,8 @@ static void setup(bool dst_extension, unsigned downtime_ms)
 		struct vfio_uring_device_opts o;
 
 		snprintf(d->idstr, sizeof(d->idstr), "0000:00:%02x.0/vfio", i + 1);
-		d->src_fd = memfd_create("src", MFD_CLOEXEC);
+		if (!model)
+			d->src_fd = d->ref_fd = memfd_create("src", MFD_CLOEXEC);
 		d->dst_fd = memfd_create("dst", MFD_CLOEXEC);
 		ASSERT(d->src_fd >= 0 && d->dst_fd >= 0, "memfd");
 		d->rng = 0x9e3779b97f4a7c15ull * (i + 1);
@@ -184,7 +212,7 @@ static void setup(bool dst_extension, unsigned downtime_ms)
 		o.done = on_done;
 		o.data_fd = d->src_fd;
 		o.save_config = save_config;
-		o.precopy_info = precopy_info;
+		o.precopy_info = model ? model_precopy_info : precopy_info;
 		ASSERT(vfio_uring_engine_add_device(src, &o, &d->src_dev) == 0, "src device");
 		o.data_fd = d->dst_fd;
 		o.save_config = NULL;
@@ -272,7 +300,10 @@ static void stop_and_finish(uint64_t stop_copy_bytes)
 	int rs = 0, rd = 0;
 
 	for (unsigned i = 0; i < DEVICES; i++)
-		produce(&devs[i], stop_copy_bytes + i * 4097);
+		if (model)
+			CHECK(devmodel_stop_copy(model, i) == 0, "the model's stop-copy");
+		else
+			produce(&devs[i], stop_copy_bytes + i * 4097);
 	CHECK(vfio_uring_engine_stop_copy(src) == 0, "stop_copy");
 	CHECK(vfio_uring_engine_switchover_start(dst) == 0, "switchover_start");
 	while (now_ms() < deadline) {
@@ -287,11 +318,13 @@ static void stop_and_finish(uint64_t stop_copy_bytes)
 		struct device *d = &devs[i];
 		uint64_t at = 0;
 
+		if (model)
+			CHECK(devmodel_stream_length(model, i, &d->produced) == 0, "stream length");
 		CHECK(status(d->dst_dev).data_bytes == d->produced,
 		      "device %u: %llu bytes written, the stream had %llu", i,
 		      (unsigned long long)status(d->dst_dev).data_bytes,
 		      (unsigned long long)d->produced);
-		CHECK(test_same_bytes(d->src_fd, d->dst_fd, d->produced, &at),
+		CHECK(test_same_bytes(d->ref_fd, d->dst_fd, d->produced, &at),
 		      "device %u: bytes differ in MiB %llu", i, (unsigned long long)at);
 		CHECK(d->config_loads == 1 && d->config_intact, "device %u: config loaded once, intact", i);
 	}
@@ -304,12 +337,16 @@ static void teardown(void)
 	for (unsigned i = 0; i < DEVICES; i++) {
 		close(devs[i].src_fd);
 		close(devs[i].dst_fd);
+		if (devs[i].ref_fd != devs[i].src_fd)
+			close(devs[i].ref_fd);
 	}
+	if (model)
+		CHECK(devmodel_destroy(model, NULL) == 0, "the model's server exits cleanly");
 }
 
 static void start(uint64_t initial)
 {
-	for (unsigned i = 0; i < DEVICES; i++) {
+	for (unsigned i = 0; i < DEVICES && !model; i++) {
 		produce(&devs[i], initial + i * 1000);
 		devs[i].initial_end = devs[i].produced;
 	}
@@ -437,6 +474,47 @@ static void case_wire_off(void)
 		      "source device %u FAILED (resumable)", i);
 }
 
+static void case_devmodel(void)
+{
+	struct devmodel_file files[DEVICES];
+	struct vfio_uring_precopy_status st;
+	char why[256];
+
+	if (devmodel_available(why, sizeof(why))) {
+		printf("SKIP: %s\n", why);
+		exit(77);
+	}
+	for (unsigned i = 0; i < DEVICES; i++) {
+		devs[i].ref_fd = pattern_memfd("backing", 0, 8 << 20, 0x51ull * (i + 1));
+		ASSERT(devs[i].ref_fd >= 0, "backing memfd");
+		/* 2 MiB initial, 1 MiB/s dirty, 1 MiB more at the stop, read at 16 MiB/s. */
+		files[i] = (struct devmodel_file){ .kind = DEVMODEL_PRECOPY,
+						   .backing_fd = devs[i].ref_fd,
+						   .rate = 16 << 20,
+						   .precopy_initial = 2 << 20,
+						   .dirty_rate = 1 << 20,
+						   .stop_copy_bytes = 1 << 20 };
+	}
+	ASSERT(devmodel_create(files, DEVICES, &model, why, sizeof(why)) == 0, "model: %s", why);
+	for (unsigned i = 0; i < DEVICES; i++) {
+		devs[i].src_fd = devmodel_open(model, i);
+		ASSERT(devs[i].src_fd >= 0, "open the model's file %u", i);
+	}
+	setup(true, 0);
+	start(0);
+	live(10000, 0, true);
+	CHECK(ready_now && ready_calls == 1, "ready once the initial bytes are read");
+	live(300, 0, false); /* dirty bytes keep coming and move live */
+	st = precopy_status();
+	CHECK(st.precopy_bytes > 2 * (2 << 20), "initial and dirty bytes moved live: %llu",
+	      (unsigned long long)st.precopy_bytes);
+	CHECK(st.read_rate > (4 << 20) && st.read_rate < (40 << 20),
+	      "the measured read rate is about the device's 16 MiB/s: %llu B/s",
+	      (unsigned long long)st.read_rate);
+	wait_destination_caught_up();
+	stop_and_finish(0);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct {
@@ -444,7 +522,7 @@ int main(int argc, char **argv)
 		void (*run)(void);
 	} cases[] = { { "initial", case_initial }, { "dirty", case_dirty },
 		      { "overrun", case_overrun }, { "reinit", case_reinit },
-		      { "wire-off", case_wire_off } };
+		      { "wire-off", case_wire_off }, { "devmodel", case_devmodel } };
 	const char *which = argc == 3 && strcmp(argv[1], "--case") == 0 ? argv[2] : NULL;
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -455,6 +533,6 @@ int main(int argc, char **argv)
 			return check_result();
 		}
 	}
-	fprintf(stderr, "usage: precopy --case initial|dirty|overrun|reinit|wire-off\n");
+	fprintf(stderr, "usage: precopy --case initial|dirty|overrun|reinit|wire-off|devmodel\n");
 	return 2;
 }

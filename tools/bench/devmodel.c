@@ -309,7 +309,12 @@ static void srv_fill_attr(struct srv *s, fuse_ino_t ino, struct stat *st)
 	}
 	st->st_mode = S_IFREG | (kind_reads(f->f.kind) ? 0444 : 0222);
 	st->st_nlink = 1;
-	st->st_size = f->f.kind == DEVMODEL_SOURCE ? (off_t)f->size : 0;
+	/*
+	 * A read-side file reports its backing size: the kernel answers reads from io_uring at
+	 * or past i_size with 0 without asking the server (a PRECOPY file of size 0 read as
+	 * end of stream at once).
+	 */
+	st->st_size = kind_reads(f->f.kind) ? (off_t)f->size : 0;
 }
 
 static void in_flight_enter(uint64_t *now, uint64_t *peak)
