@@ -809,6 +809,15 @@ VFIO_URING_API const char *vfio_uring_vfio_state_name(enum vfio_uring_vfio_state
  *                                                   registers the data fd with the engine
  *               ... engine start / run ...
  *               vfio_uring_vfio_save_finish(result)
+ * Source, live pre-copy (engine created with VFIO_URING_ENGINE_F_PRECOPY):
+ *               vfio_uring_vfio_save_precopy()    RUNNING -> PRE_COPY (PRECOPY_INFOv2 opt-in)
+ *               vfio_uring_vfio_save_add()        stays in PRE_COPY: registered live, with the
+ *                                                   handle's precopy_info
+ *               ... engine start / run, until the precopy status is ready ...
+ *               (stop the VM) vfio_uring_vfio_stop_copy() on every device, then
+ *               vfio_uring_engine_stop_copy(), without running the engine in between
+ *               ... engine run ...
+ *               vfio_uring_vfio_save_finish(result)
  * Destination:  vfio_uring_vfio_load_add()        -> STOP -> RESUMING, registers the data fd
  *               ... engine start / run ...
  *               vfio_uring_vfio_load_finish(result)  RESUMING -> STOP: the driver validates
@@ -823,18 +832,47 @@ VFIO_URING_API const char *vfio_uring_vfio_state_name(enum vfio_uring_vfio_state
  * and return the device's outcome.
  */
 
-/** Source: RUNNING -> PRE_COPY; the data fd is kept and later continued to STOP_COPY. */
+/**
+ * Source: RUNNING -> PRE_COPY; the data fd is kept and later continued to STOP_COPY.
+ * First opts in to PRECOPY_INFOv2 (VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2, kernels since
+ * early 2026; vfio_uring_vfio_precopy_v2() says whether it worked). Without it the session
+ * still runs, but its driver never reports REINIT (VFIO_URING_PRECOPY_F_REINIT), and
+ * initial_bytes only falls.
+ */
 VFIO_URING_API int vfio_uring_vfio_save_precopy(struct vfio_uring_vfio *dev);
 
 /**
- * Source: moves the device to STOP_COPY and registers it with the engine; opts->data_fd is
- * ignored (the session's data fd is used). On failure the device is moved back to RUNNING.
+ * 1 when the last vfio_uring_vfio_save_precopy() from a state outside PRE_COPY opted in to
+ * PRECOPY_INFOv2 (the session reports REINIT), else 0 (also for NULL). (0.3)
+ */
+VFIO_URING_API int vfio_uring_vfio_precopy_v2(const struct vfio_uring_vfio *dev);
+
+/**
+ * Source: registers the device with the engine; opts->data_fd and opts->precopy_info are
+ * ignored (the session's data fd and the handle's own precopy_info are used).
+ *  - An engine with VFIO_URING_ENGINE_F_PRECOPY and a device in PRE_COPY or PRE_COPY_P2P
+ *    (vfio_uring_vfio_save_precopy()): the device stays there and is registered live; its
+ *    precopy_info reports VFIO_MIG_GET_PRECOPY_INFO's initial and dirty bytes, MIG_DATA_SIZE
+ *    as stop_copy_bytes (0 when the driver lacks it) and REINIT when the PRECOPY_INFOv2
+ *    opt-in worked, and reports zeros once the device has left PRE_COPY.
+ *    Finish with vfio_uring_vfio_stop_copy() and vfio_uring_engine_stop_copy().
+ *  - Otherwise: moves the device to STOP_COPY first (a PRE_COPY session continues).
+ * On failure the device is moved back to RUNNING.
  * \return 0 and *out, or a negated errno (message in vfio_uring_vfio_error()).
  */
 VFIO_URING_API int vfio_uring_vfio_save_add(struct vfio_uring_vfio *dev,
 					    struct vfio_uring_engine *engine,
 					    const struct vfio_uring_device_opts *opts,
 					    struct vfio_uring_device **out);
+
+/**
+ * Source, live pre-copy: the VM is stopped; PRE_COPY(_P2P) -> STOP_COPY on the same data fd
+ * (through PRE_COPY_P2P when the device has P2P), which stays registered with the engine.
+ * Call it for every live device, then vfio_uring_engine_stop_copy(). (0.3)
+ * \return 0, -EINVAL (not in a PRE_COPY session), -EPROTO (the driver handed a new data fd:
+ *         the engine cannot follow it), or the failing arc's error (vfio_uring_vfio_error()).
+ */
+VFIO_URING_API int vfio_uring_vfio_stop_copy(struct vfio_uring_vfio *dev);
 
 /**
  * Source, after the engine finished with `result` (0, or the migration's error, which may

@@ -46,6 +46,13 @@ struct vfio_uring_vfio {
 	bool outcome_known;   /* the done work (STOP / RUNNING / validation) has run */
 	int outcome;          /* its result */
 	struct vfio_uring_device_opts user; /* the caller's callbacks and opaque */
+
+	/* live pre-copy through an engine (VFIO_URING_ENGINE_F_PRECOPY) */
+	bool precopy_v2;      /* the PRECOPY_INFOv2 opt-in worked: REINIT is reported */
+	bool precopy_live;    /* registered live and not yet moved out of PRE_COPY(_P2P) */
+	bool no_data_size;    /* MIG_DATA_SIZE is missing: not asked again */
+	bool fd_pinned;       /* the engine reads data_fd: a new fd on an arc must not replace it */
+	bool fd_refused;      /* a driver handed a new fd while pinned (closed, not used) */
 };
 
 static const char *const state_names[VFIO_URING_VFIO_NUM_STATES] = {
@@ -180,6 +187,8 @@ static void close_data_fd(struct vfio_uring_vfio *dev)
 		close(dev->data_fd);
 		dev->data_fd = -1;
 	}
+	dev->fd_pinned = false;
+	dev->precopy_live = false;
 }
 
 /* One VFIO_DEVICE_FEATURE call with an 8-byte-aligned payload of up to 16 bytes. */
@@ -484,6 +493,7 @@ VFIO_URING_API int vfio_uring_vfio_reset(struct vfio_uring_vfio *dev)
 		return -EINVAL;
 	/* A reset ends every session; the kernel disables the old data fd. */
 	close_data_fd(dev);
+	dev->precopy_live = false;
 	if (ioctl(dev->device_fd, VFIO_DEVICE_RESET) < 0)
 		return -errno;
 	dev->resets++;
@@ -514,10 +524,20 @@ static int set_one(struct vfio_uring_vfio *dev, enum vfio_uring_vfio_state from,
 				 &st, sizeof(st));
 	if (ret < 0)
 		return ret;
+	if (to != S_PC && to != S_PCP2P)
+		dev->precopy_live = false;
 	if (arc_ends_session(from, to))
 		close_data_fd(dev);
 	if (st.data_fd >= 0) {
-		/* PRE_COPY_P2P -> STOP_COPY continues the session; a driver may hand the fd again. */
+		/*
+		 * PRE_COPY_P2P -> STOP_COPY continues the session; a driver may hand the fd again.
+		 * While an engine reads the old fd it stays: the engine cannot switch fds.
+		 */
+		if (dev->fd_pinned && dev->data_fd >= 0 && dev->data_fd != st.data_fd) {
+			close(st.data_fd);
+			dev->fd_refused = true;
+			return 0;
+		}
 		if (dev->data_fd >= 0 && dev->data_fd != st.data_fd)
 			close_data_fd(dev);
 		dev->data_fd = st.data_fd;
@@ -666,6 +686,51 @@ static int wrap_load_config(void *opaque, const void *data, size_t len)
 	return 0;
 }
 
+static bool in_precopy(enum vfio_uring_vfio_state state)
+{
+	return state == S_PC || state == S_PCP2P;
+}
+
+/*
+ * The engine's precopy_info for a device registered live: GET_PRECOPY_INFO on the data fd,
+ * MIG_DATA_SIZE for the stop-copy estimate. A device no longer in a PRE_COPY state (the VMM
+ * moved it on before telling the engine) reports zeros: the engine is about to stop_copy().
+ */
+static int wrap_precopy_info(void *opaque, struct vfio_uring_precopy_info *info)
+{
+	struct vfio_uring_vfio *dev = opaque;
+	struct vfio_precopy_info pi = { .argsz = sizeof(pi), .flags = 0 };
+	enum vfio_uring_vfio_state state;
+
+	if (!dev->precopy_live || dev->data_fd < 0)
+		return 0;
+	if (ioctl(dev->data_fd, VFIO_MIG_GET_PRECOPY_INFO, &pi) < 0) {
+		int err = errno;
+		if (vfio_uring_vfio_get_state(dev, &state) == 0 && !in_precopy(state)) {
+			dev->precopy_live = false;
+			return 0;
+		}
+		set_msg(dev, "%s: PRECOPY_INFO: %s", dev->name, strerror(err));
+		return -err;
+	}
+	info->initial_bytes = pi.initial_bytes;
+	info->dirty_bytes = pi.dirty_bytes;
+	/* Without the v2 opt-in flags only echo our 0; never trust them then. */
+	if (dev->precopy_v2 && (pi.flags & VFIO_PRECOPY_INFO_REINIT))
+		info->flags |= VFIO_URING_PRECOPY_F_REINIT;
+	if (!dev->no_data_size) {
+		struct vfio_device_feature_mig_data_size size = { 0 };
+		int ret = device_feature(dev->device_fd,
+					 VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_MIG_DATA_SIZE,
+					 &size, sizeof(size));
+		if (ret == 0)
+			info->stop_copy_bytes = size.stop_copy_length;
+		else if (ret == -ENOTTY || ret == -EOPNOTSUPP || ret == -EINVAL)
+			dev->no_data_size = true; /* 0: the engine uses initial + dirty */
+	}
+	return 0;
+}
+
 static void wrap_done(void *opaque, int error)
 {
 	struct vfio_uring_vfio *dev = opaque;
@@ -679,7 +744,8 @@ static void wrap_done(void *opaque, int error)
 }
 
 static int add_to_engine(struct vfio_uring_vfio *dev, struct vfio_uring_engine *engine,
-			 const struct vfio_uring_device_opts *opts, struct vfio_uring_device **out)
+			 const struct vfio_uring_device_opts *opts, bool live,
+			 struct vfio_uring_device **out)
 {
 	struct vfio_uring_device_opts o;
 	int ret = vu_device_opts_read(&o, opts); /* the caller's size (vfio-uring.h "ABI") */
@@ -691,6 +757,7 @@ static int add_to_engine(struct vfio_uring_vfio *dev, struct vfio_uring_engine *
 	o.save_config = wrap_save_config;
 	o.load_config = wrap_load_config;
 	o.done = wrap_done;
+	o.precopy_info = live ? wrap_precopy_info : NULL;
 	o.opaque = dev;
 	return vfio_uring_engine_add_device(engine, &o, out);
 }
@@ -715,6 +782,9 @@ static int check_glue_args(struct vfio_uring_vfio *dev, struct vfio_uring_engine
 
 VFIO_URING_API int vfio_uring_vfio_save_precopy(struct vfio_uring_vfio *dev)
 {
+	enum vfio_uring_vfio_state cur;
+	int ret;
+
 	if (!dev)
 		return -EINVAL;
 	if (!(dev->mig_flags & VFIO_URING_VFIO_MIG_PRE_COPY)) {
@@ -722,7 +792,81 @@ VFIO_URING_API int vfio_uring_vfio_save_precopy(struct vfio_uring_vfio *dev)
 			(unsigned long long)dev->mig_flags);
 		return -EOPNOTSUPP;
 	}
+	ret = vfio_uring_vfio_get_state(dev, &cur);
+	if (ret < 0)
+		return ret;
+	/*
+	 * Opt in to PRECOPY_INFOv2 before the session starts, so that the whole session reports
+	 * REINIT. A kernel or driver without it refuses (ENOTTY, EINVAL...): not an error, the
+	 * session then simply never reports REINIT. Already in PRE_COPY: the session's choice
+	 * was made when it started.
+	 */
+	if (!in_precopy(cur))
+		dev->precopy_v2 = device_feature(dev->device_fd,
+						 VFIO_DEVICE_FEATURE_SET |
+						 VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2,
+						 NULL, 0) == 0;
 	return vfio_uring_vfio_set_state(dev, S_PC);
+}
+
+VFIO_URING_API int vfio_uring_vfio_precopy_v2(const struct vfio_uring_vfio *dev)
+{
+	return dev && dev->precopy_v2 ? 1 : 0;
+}
+
+/* Source, live: a device in PRE_COPY(_P2P) registered with a pre-copy engine as it is. */
+static int save_add_live(struct vfio_uring_vfio *dev, struct vfio_uring_engine *engine,
+			 const struct vfio_uring_device_opts *opts, struct vfio_uring_device **out)
+{
+	int ret;
+
+	if (dev->data_fd < 0) {
+		set_msg(dev, "%s: in PRE_COPY without a data fd (not entered through this handle)",
+			dev->name);
+		return -EPROTO;
+	}
+	dev->role = VU_ROLE_SAVE;
+	dev->outcome_known = false;
+	dev->outcome = 0;
+	dev->precopy_live = true;
+	dev->fd_pinned = true;
+	dev->fd_refused = false;
+	ret = add_to_engine(dev, engine, opts, true, out);
+	if (ret < 0) {
+		dev->role = VU_ROLE_NONE;
+		dev->precopy_live = false;
+		dev->fd_pinned = false;
+		set_msg(dev, "%s: adding to the engine: %s", dev->name, strerror(-ret));
+	}
+	return ret;
+}
+
+VFIO_URING_API int vfio_uring_vfio_stop_copy(struct vfio_uring_vfio *dev)
+{
+	enum vfio_uring_vfio_state cur;
+	int old_fd, ret;
+
+	if (!dev)
+		return -EINVAL;
+	ret = vfio_uring_vfio_get_state(dev, &cur);
+	if (ret < 0)
+		return ret;
+	if (!in_precopy(cur) || dev->data_fd < 0) {
+		set_msg(dev, "%s: stop_copy from %s%s: needs a PRE_COPY session", dev->name,
+			vfio_uring_vfio_state_name(cur), dev->data_fd < 0 ? " without a data fd" : "");
+		return -EINVAL;
+	}
+	old_fd = dev->data_fd;
+	/* The path table's shortest path: PRE_COPY -> PRE_COPY_P2P -> STOP_COPY with P2P. */
+	ret = vfio_uring_vfio_set_state(dev, S_SC);
+	if (ret < 0)
+		return ret;
+	if (dev->fd_refused || dev->data_fd != old_fd) {
+		set_msg(dev, "%s: the driver handed a new data fd on the way to STOP_COPY; the engine "
+			"reads the old one", dev->name);
+		return -EPROTO;
+	}
+	return 0;
 }
 
 VFIO_URING_API int vfio_uring_vfio_save_add(struct vfio_uring_vfio *dev,
@@ -731,10 +875,23 @@ VFIO_URING_API int vfio_uring_vfio_save_add(struct vfio_uring_vfio *dev,
 					    struct vfio_uring_device **out)
 {
 	char why[VU_VFIO_MSG_MAX];
+	enum vfio_uring_vfio_state cur;
 	int ret = check_glue_args(dev, engine, opts);
 
 	if (ret < 0)
 		return ret;
+	/* A pre-copy engine takes a device in PRE_COPY live; the engine is the library's own. */
+	if (engine->opts.side == VFIO_URING_SOURCE &&
+	    (engine->opts.flags & VFIO_URING_ENGINE_F_PRECOPY) &&
+	    vfio_uring_vfio_get_state(dev, &cur) == 0 && in_precopy(cur)) {
+		ret = save_add_live(dev, engine, opts, out);
+		if (ret == 0)
+			return 0;
+		snprintf(why, sizeof(why), "%s", dev->msg);
+		int rret = vfio_uring_vfio_set_state(dev, S_RUN);
+		set_msg(dev, "%s; device %s", why, rret == 0 ? "back in RUNNING" : "could not resume");
+		return ret;
+	}
 	ret = vfio_uring_vfio_set_state(dev, S_SC);
 	if (ret == 0 && dev->data_fd < 0) {
 		set_msg(dev, "%s: in STOP_COPY without a data fd", dev->name);
@@ -744,7 +901,7 @@ VFIO_URING_API int vfio_uring_vfio_save_add(struct vfio_uring_vfio *dev,
 		dev->role = VU_ROLE_SAVE;
 		dev->outcome_known = false;
 		dev->outcome = 0;
-		ret = add_to_engine(dev, engine, opts, out);
+		ret = add_to_engine(dev, engine, opts, false, out);
 		if (ret == 0)
 			return 0;
 		dev->role = VU_ROLE_NONE;
@@ -787,7 +944,7 @@ VFIO_URING_API int vfio_uring_vfio_load_add(struct vfio_uring_vfio *dev,
 	dev->role = VU_ROLE_LOAD;
 	dev->outcome_known = false;
 	dev->outcome = 0;
-	ret = add_to_engine(dev, engine, opts, out);
+	ret = add_to_engine(dev, engine, opts, false, out);
 	if (ret < 0) {
 		dev->role = VU_ROLE_NONE;
 		vfio_uring_vfio_reset(dev);

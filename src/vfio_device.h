@@ -38,6 +38,19 @@ struct vfio_precopy_info {
 #endif
 
 /*
+ * PRECOPY_INFOv2 (kernels since early 2026): a device feature the VMM opts in to with a SET
+ * without data (PROBE|SET probes it). After the opt-in, VFIO_MIG_GET_PRECOPY_INFO reports
+ * VFIO_PRECOPY_INFO_REINIT in flags when initial_bytes rose again; without it flags only echo
+ * what userspace passed in.
+ */
+#ifndef VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2
+#define VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2 12
+#endif
+#ifndef VFIO_PRECOPY_INFO_REINIT
+#define VFIO_PRECOPY_INFO_REINIT (1 << 0)
+#endif
+
+/*
  * The next state to SET on the way from `cur` to `target` for a device with migration
  * flags `flags` (VFIO_URING_VFIO_MIG_*). Returns `target` itself when it is one arc away,
  * or -EINVAL when cur or target is ERROR, out of range, or not supported by the flags.

@@ -23,13 +23,14 @@ row() { grep "^  $2 " "$1" | grep -qE "$3"; }
 # rows FILE ERE DEVICE...: every DEVICE's row matches ERE
 rows() { f=$1; re=$2; shift 2; for dv in "$@"; do row "$f" "$dv" "$re" || return 1; done; }
 
-# 1. two devices, a config blob each (they differ) from a directory, PRE_COPY on the source,
-#    the destination writes each blob to its own file and moves the devices to RUNNING.
+# 1. two devices, a config blob each (they differ) from a directory, live pre-copy (-p on
+#    both sides: each device's 24 initial bytes move while it runs, then STOP_COPY), the
+#    destination writes each blob to its own file and moves the devices to RUNNING.
 guest-vfio fill $A 9; guest-vfio fill $B 10; guest-vfio clear $C; guest-vfio clear $D
 rm -rf /tmp/cfgsrc /tmp/cfgdst; mkdir /tmp/cfgsrc
 printf 'config blob of A\000\001\377' > /tmp/cfgsrc/$A
 printf 'config blob of B, a longer one: 0123456789abcdef\000' > /tmp/cfgsrc/$B
-run_pair tool "-c 2 -r --config-dir /tmp/cfgdst $C $D" "-c 2 -p --config-dir /tmp/cfgsrc $A $B"
+run_pair tool "-c 2 -p -r --config-dir /tmp/cfgdst $C $D" "-c 2 -p --config-dir /tmp/cfgsrc $A $B"
 ok=1; why=
 [ $src_rc = 0 ] && [ $dst_rc = 0 ] || { ok=0; why="exit codes $src_rc/$dst_rc"; }
 guest-vfio check $C 9 || { ok=0; why="$why C"; }
@@ -45,6 +46,10 @@ rows /tmp/tool.src 'saved' $A $B || { ok=0; why="$why source-rows"; }
 rows /tmp/tool.dst 'loaded.*RUNNING' $C $D || { ok=0; why="$why destination-rows"; }
 # progress against MIG_DATA_SIZE (2 x 96 bytes for mtty-2 devices)
 grep -q 'progress: 192 / 192 bytes (100% of MIG_DATA_SIZE)' /tmp/tool.src || { ok=0; why="$why no-progress"; }
+# the live phase: ready, 2 x 24 initial bytes live, then each device 24 of its 96 bytes live
+grep -qE '^  precopy: ready after [0-9.]+ s, 48 bytes live, stop-copy estimate 192 bytes$' /tmp/tool.src ||
+	{ ok=0; why="$why no-precopy-summary"; }
+[ "$(grep -cE '^ +precopy 24 bytes live, ready$' /tmp/tool.src)" = 2 ] || { ok=0; why="$why precopy-rows"; }
 [ $ok = 1 ] && result tool-migrate-2-devices PASS || result tool-migrate-2-devices FAIL "$why"
 
 # 2. one device, its config blob in a file given as such (--config FILE).

@@ -85,6 +85,8 @@ int mig_create_engine(struct mig_session *s, enum vfio_uring_side side)
 	memcpy(eo.uuid, s->o->uuid, sizeof(eo.uuid));
 	eo.chunk_size = pick_chunk(s);
 	eo.progress_timeout_ms = s->o->timeout_s * 1000;
+	if (s->o->precopy) /* the wire extension: both sides */
+		eo.flags |= VFIO_URING_ENGINE_F_PRECOPY;
 	ret = vfio_uring_engine_create(&eo, &s->engine);
 	if (ret < 0)
 		return mig_fail(s, ret, "creating the engine: %s", strerror(-ret));

@@ -64,7 +64,11 @@ static void usage(FILE *f)
 		"DEVICE: mdev UUID or PCI address (group found in sysfs), or NAME@GROUP;\n"
 		"        devices are paired between the two sides by position\n"
 		"  -c, --channels N       TCP channels (default 2; both sides must agree)\n"
-		"  -p, --precopy          source: go through PRE_COPY (when the device has it)\n"
+		"  -p, --precopy          live pre-copy, on BOTH sides (a wire extension QEMU lacks).\n"
+		"                         Source: devices that have PRE_COPY stream their pre-copy\n"
+		"                         data live until ready, then go to STOP_COPY for the rest\n"
+		"  -P, --precopy-max-ms N source: stop the live phase after N ms even if not ready\n"
+		"                         (default 10000; 0: wait for readiness)\n"
 		"  -C, --config FILE      one DEVICE only: its config blob. Source: the blob to send;\n"
 		"                         destination: where to write the blob received\n"
 		"  -D, --config-dir DIR   a config blob per device, in DIR/NAME (NAME: the DEVICE as\n"
@@ -143,6 +147,7 @@ int main(int argc, char **argv)
 		{ "listen", required_argument, NULL, 'l' },
 		{ "channels", required_argument, NULL, 'c' },
 		{ "precopy", no_argument, NULL, 'p' },
+		{ "precopy-max-ms", required_argument, NULL, 'P' },
 		{ "config", required_argument, NULL, 'C' },
 		{ "config-dir", required_argument, NULL, 'D' },
 		{ "run", no_argument, NULL, 'r' },
@@ -153,13 +158,14 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct mig_options o = { .channels = 2, .idstr = "vfio", .timeout_s = 60 };
+	struct mig_options o = { .channels = 2, .idstr = "vfio", .timeout_s = 60,
+				 .precopy_max_ms = 10000 };
 	static struct mig_device devs[MIG_MAX_DEVICES];
 	static struct mig_session s;
 	int c, have_mode = 0;
 
 	signal(SIGPIPE, SIG_IGN);
-	while ((c = getopt_long(argc, argv, "c:pC:D:ri:u:t:qh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:pP:C:D:ri:u:t:qh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'k':
 		case 'l':
@@ -172,6 +178,9 @@ int main(int argc, char **argv)
 			break;
 		case 'p':
 			o.precopy = true;
+			break;
+		case 'P':
+			o.precopy_max_ms = (unsigned)strtoul(optarg, NULL, 0);
 			break;
 		case 'C':
 			o.config_file = optarg;

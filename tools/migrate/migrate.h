@@ -27,7 +27,8 @@ struct mig_options {
 	bool listen;            /* destination (--listen) or source (--connect) */
 	const char *addr;
 	unsigned channels;
-	bool precopy;           /* source: through PRE_COPY */
+	bool precopy;           /* live pre-copy (both sides: the wire extension) */
+	unsigned precopy_max_ms; /* source: longest live phase before stopping anyway */
 	bool run_after;         /* destination: RUNNING after a good load */
 	const char *config_file; /* --config FILE: the one device's blob */
 	const char *config_dir;  /* --config-dir DIR: DIR/NAME per device */
@@ -69,6 +70,10 @@ struct mig_session {
 	unsigned nsocks;        /* sockets connected or accepted so far */
 	struct vfio_uring_engine *engine;
 	int result;             /* 0 or the first error */
+	/* source, --precopy: the live phase as it ended (at stop-copy) */
+	bool precopy_ran;
+	double precopy_s;
+	struct vfio_uring_precopy_status precopy;
 	char why[MIG_WHY_MAX];  /* the first error's text */
 	double t0;
 };

@@ -111,10 +111,22 @@ void mig_summary(const struct mig_session *s)
 		else if (!o->listen && d->dev && d->config_path[0])
 			printf("  %-40s config blob %zu bytes from %s\n", "", d->config_len,
 			       d->config_path);
+		struct vfio_uring_precopy_status pc = { 0 };
+		if (!o->listen && d->dev &&
+		    vfio_uring_device_get_precopy_status(d->dev, &pc, sizeof(pc)) == 0 && pc.devices)
+			printf("  %-40s precopy %llu bytes live, %s%s\n", "",
+			       (unsigned long long)pc.precopy_bytes,
+			       pc.ready ? "ready" : "not ready",
+			       vfio_uring_vfio_precopy_v2(d->vfio) ? ", PRECOPY_INFOv2" : "");
 	}
 	if (s->engine)
 		printf("  wire %llu bytes, %llu packets, %.1f MB/s\n", (unsigned long long)es.wire_bytes,
 		       (unsigned long long)es.packets, secs > 0 ? (double)es.wire_bytes / secs / 1e6 : 0);
+	if (s->precopy_ran)
+		printf("  precopy: %s after %.3f s, %llu bytes live, stop-copy estimate %llu bytes\n",
+		       s->precopy.ready ? "ready" : "NOT ready (--precopy-max-ms)", s->precopy_s,
+		       (unsigned long long)s->precopy.precopy_bytes,
+		       (unsigned long long)s->precopy.stop_copy_bytes);
 	if (s->result != 0)
 		print_error(s);
 	fflush(stdout);

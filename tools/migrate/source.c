@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * vfio-uring-migrate --connect: the source, top to bottom. Open the devices and read their
- * config blobs, connect the channels, move each device to STOP_COPY (through PRE_COPY with
- * --precopy) and register it with the engine, send everything, then wait for the
+ * config blobs, connect the channels, move each device to STOP_COPY and register it with
+ * the engine (with --precopy: to PRE_COPY, registered live; the engine streams the devices'
+ * pre-copy data until they are ready or --precopy-max-ms passed, then each device goes to
+ * STOP_COPY and the rest follows), send everything, then wait for the
  * destination's verdict: the devices stay stopped only when it accepted their state, and are
  * resumed (RUNNING) on any failure. Until a device is moved it is reported as untouched.
  */
@@ -28,7 +30,7 @@ static int read_config_blobs(struct mig_session *s)
 	return 0;
 }
 
-/* STOP_COPY (after PRE_COPY with --precopy) and registered with the engine. */
+/* Registered with the engine: in STOP_COPY, or with --precopy live in PRE_COPY. */
 static int save_add(struct mig_session *s, struct mig_device *d,
 		    const struct vfio_uring_device_opts *opts)
 {
@@ -37,13 +39,74 @@ static int save_add(struct mig_session *s, struct mig_device *d,
 		int ret = vfio_uring_vfio_save_precopy(d->vfio);
 		if (ret == 0)
 			vfio_uring_vfio_precopy_info(d->vfio, &initial, &dirty);
-		fprintf(stderr, "%s: PRE_COPY %s (initial_bytes %llu, dirty_bytes %llu)\n",
+		fprintf(stderr, "%s: PRE_COPY %s (initial_bytes %llu, dirty_bytes %llu%s)\n",
 			d->name, ret == 0 ? "entered" : vfio_uring_vfio_error(d->vfio),
-			(unsigned long long)initial, (unsigned long long)dirty);
+			(unsigned long long)initial, (unsigned long long)dirty,
+			ret != 0 ? "" : vfio_uring_vfio_precopy_v2(d->vfio) ? ", PRECOPY_INFOv2"
+									: ", no PRECOPY_INFOv2");
 		if (ret < 0 && ret != -EOPNOTSUPP)
 			return ret;
 	}
 	return vfio_uring_vfio_save_add(d->vfio, s->engine, opts, &d->dev);
+}
+
+static bool is_live(const struct mig_device *d)
+{
+	struct vfio_uring_precopy_status st = { 0 };
+
+	return d->dev && vfio_uring_device_get_precopy_status(d->dev, &st, sizeof(st)) == 0 &&
+	       st.devices && st.live;
+}
+
+/*
+ * The live phase: the engine streams the pre-copy data until every device is ready (or
+ * --precopy-max-ms passed); then, as a VMM stopping its VM, each device goes to STOP_COPY and
+ * the engine is told, without running it in between. 0 or the error that ends the run.
+ */
+static int precopy_phase(struct mig_session *s)
+{
+	struct vfio_uring_precopy_status st = { 0 };
+	double t0 = now_s(), last_print = t0;
+	int ret = 0;
+
+	for (;;) {
+		vfio_uring_engine_get_precopy_status(s->engine, &st, sizeof(st));
+		if (!st.devices || st.ready)
+			break;
+		double t = now_s();
+		if (s->o->precopy_max_ms && (t - t0) * 1000 >= s->o->precopy_max_ms)
+			break;
+		if (!s->o->quiet && t - last_print >= 1.0) {
+			fprintf(stderr, "precopy: %llu bytes live, initial_bytes %llu, dirty_bytes %llu "
+				"left, %u device(s) not ready\n", (unsigned long long)st.precopy_bytes,
+				(unsigned long long)st.initial_bytes, (unsigned long long)st.dirty_bytes,
+				st.devices_pending);
+			last_print = t;
+		}
+		ret = vfio_uring_engine_run(s->engine, 50);
+		if (ret != -ETIMEDOUT)
+			return ret < 0 ? ret : -EPROTO; /* done while live cannot be */
+	}
+	s->precopy_ran = st.devices > 0;
+	s->precopy_s = now_s() - t0;
+	s->precopy = st;
+	if (s->precopy_ran)
+		fprintf(stderr, "precopy: %s after %.3f s: %llu bytes live, initial_bytes %llu, "
+			"dirty_bytes %llu left; stopping\n", st.ready ? "ready" : "NOT ready",
+			s->precopy_s, (unsigned long long)st.precopy_bytes,
+			(unsigned long long)st.initial_bytes, (unsigned long long)st.dirty_bytes);
+	for (unsigned i = 0; i < s->ndev; i++) {
+		struct mig_device *d = &s->devs[i];
+		if (!is_live(d))
+			continue;
+		ret = vfio_uring_vfio_stop_copy(d->vfio);
+		if (ret < 0) {
+			mig_fail(s, ret, "%s", vfio_uring_vfio_error(d->vfio));
+			vfio_uring_engine_cancel(s->engine); /* every device resumes */
+			return ret;
+		}
+	}
+	return vfio_uring_engine_stop_copy(s->engine);
 }
 
 static void transfer(struct mig_session *s)
@@ -51,6 +114,8 @@ static void transfer(struct mig_session *s)
 	const char *emsg = NULL;
 	int ret = vfio_uring_engine_start(s->engine);
 
+	if (ret == 0 && s->o->precopy)
+		ret = precopy_phase(s);
 	if (ret == 0)
 		ret = mig_run_engine(s);
 	if (ret < 0) {
