@@ -21,6 +21,10 @@ enum figure {
 	FIG_DEV_CPU_S,    /* the device model's server process (not in FIG_CPU_S) */
 	FIG_DEV_READS_PEAK,  /* device model: most reads blocked in it at once */
 	FIG_DEV_WRITES_PEAK, /* device model: most writes blocked in it at once */
+	FIG_LIVE_MS,      /* --precopy: live phase, start to the stop (0: stop-copy only) */
+	FIG_LIVE_BYTES,   /* --precopy: data bytes read while live (all devices) */
+	FIG_SC_BYTES,     /* --precopy: data bytes moved after the stop (all devices) */
+	FIG_READY,        /* --precopy: 1 when the engine was ready at the stop */
 	FIG_COUNT,
 };
 
@@ -38,6 +42,7 @@ struct run_params {
 	uint64_t size;
 	unsigned channels; /* as configured; legacy uses 1 */
 	size_t chunk;
+	bool precopy;      /* --precopy: the run with live pre-copy (else stop-copy only) */
 };
 
 struct run_stats {
