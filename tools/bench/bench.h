@@ -131,7 +131,9 @@ struct side_result {
 	bool verified;
 	/* Source, pre-copy runs: the stop (t_stop), what moved before it, readiness then. */
 	double t_stop;
-	uint64_t precopy_bytes;    /* data bytes read while live (the engine's count) */
+	uint64_t precopy_bytes;    /* data bytes read while live (the engine's count: a read in
+				    * flight at the stop counts, whatever the device gave it) */
+	uint64_t stop_bytes;       /* what the devices had left at the stop (their info then) */
 	bool precopy_ready;        /* the engine was ready at the stop (else precopy_max_ms) */
 };
 

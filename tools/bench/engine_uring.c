@@ -210,8 +210,20 @@ static int uring_src_live(struct side_ctx *ctx)
 		return err;
 	ctx->res->precopy_ready = u->ready;
 	ctx->res->t_stop = now_s();
-	for (unsigned d = 0; d < ctx->ndev && !err; d++)
-		err = devmodel_stop_copy(ctx->model, ctx->model_idx[d]);
+	for (unsigned d = 0; d < ctx->ndev && !err; d++) {
+		struct devmodel_precopy_info mi;
+
+		/*
+		 * What the device streams after the stop, from its own count: the engine's
+		 * precopy_bytes also counts reads in flight at the stop, which the device may
+		 * answer with stop-copy data. (With a dirty rate, the bytes dirtied between this
+		 * and the stop, a few at most, are not in it.)
+		 */
+		err = devmodel_precopy_info(ctx->model, ctx->model_idx[d], &mi);
+		if (!err)
+			err = devmodel_stop_copy(ctx->model, ctx->model_idx[d]);
+		ctx->res->stop_bytes += mi.stop_copy_bytes;
+	}
 	if (!err)
 		err = vfio_uring_engine_stop_copy(u->engine);
 	if (!err)

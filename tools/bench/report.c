@@ -491,6 +491,8 @@ void report_json(FILE *f, const struct bench_cfg *cfg, struct run_stats *st, uns
 			json_num(f, s->med[FIG_LIVE_BYTES]);
 			fprintf(f, ", \"stop_copy_bytes\": ");
 			json_num(f, s->med[FIG_SC_BYTES]);
+			fprintf(f, ", \"engine_precopy_bytes\": ");
+			json_num(f, s->med[FIG_ENGINE_LIVE_BYTES]);
 			fprintf(f, ", \"live_bytes_min\": ");
 			json_num(f, s->min[FIG_LIVE_BYTES]);
 			fprintf(f, ", \"live_bytes_max\": ");

@@ -366,14 +366,16 @@ static void fill_sample(const struct run_params *p, const struct side_result *sr
 		secs = src->t_end > src->t_stop && src->t_stop > 0 ? src->t_end - src->t_stop : 0;
 		out->fig[FIG_STOP_MS] = secs * 1e3;
 		out->fig[FIG_LIVE_MS] = src->t_stop > src->t0 ? (src->t_stop - src->t0) * 1e3 : 0;
-		out->fig[FIG_LIVE_BYTES] = (double)src->precopy_bytes;
+		out->fig[FIG_ENGINE_LIVE_BYTES] = (double)src->precopy_bytes;
+		out->fig[FIG_SC_BYTES] = (double)src->stop_bytes;
 		out->fig[FIG_READY] = src->precopy_ready;
 	}
 }
 
 /*
  * Pre-copy mode: every device's stream length (the model decided it at the stop) into
- * lengths, the bytes after the stop into the sample (stream - live), and the rates from them.
+ * lengths, the bytes before the stop into the sample (stream - what the devices had left at
+ * the stop), and the stop-copy rate from them.
  */
 static int precopy_lengths(const struct run_params *p, const struct run_model *rm,
 			   uint64_t *lengths, struct run_sample *out)
@@ -390,7 +392,9 @@ static int precopy_lengths(const struct run_params *p, const struct run_model *r
 		}
 		total += lengths[d];
 	}
-	out->fig[FIG_SC_BYTES] = (double)total - out->fig[FIG_LIVE_BYTES];
+	if (!p->precopy)
+		out->fig[FIG_SC_BYTES] = (double)total;
+	out->fig[FIG_LIVE_BYTES] = (double)total - out->fig[FIG_SC_BYTES];
 	if (p->precopy && out->fig[FIG_STOP_MS] > 0)
 		out->fig[FIG_GBPS] = out->fig[FIG_SC_BYTES] / (out->fig[FIG_STOP_MS] / 1e3) / 1e9;
 	return 0;

@@ -22,9 +22,10 @@ enum figure {
 	FIG_DEV_READS_PEAK,  /* device model: most reads blocked in it at once */
 	FIG_DEV_WRITES_PEAK, /* device model: most writes blocked in it at once */
 	FIG_LIVE_MS,      /* --precopy: live phase, start to the stop (0: stop-copy only) */
-	FIG_LIVE_BYTES,   /* --precopy: data bytes read while live (all devices) */
-	FIG_SC_BYTES,     /* --precopy: data bytes moved after the stop (all devices) */
+	FIG_LIVE_BYTES,   /* --precopy: data bytes the devices gave before the stop (all) */
+	FIG_SC_BYTES,     /* --precopy: data bytes the devices gave after the stop (all) */
 	FIG_READY,        /* --precopy: 1 when the engine was ready at the stop */
+	FIG_ENGINE_LIVE_BYTES, /* --precopy: the engine's precopy_bytes (in-flight reads too) */
 	FIG_COUNT,
 };
 
