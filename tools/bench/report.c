@@ -230,7 +230,8 @@ static void report_precopy(FILE *f, const struct bench_cfg *cfg, struct run_stat
 	fprintf(f, "\npre-copy: %.0f%% of each device's state offered live as initial bytes, "
 		   "dirty rate %s per device, stop at readiness or after %u ms.\n"
 		   "`+pre` = with pre-copy; the other row = stop-copy only (every byte after the "
-		   "stop). stop-copy = the stop to both sides done (the devices' downtime)\n",
+		   "stop). stop-copy = the stop to both sides done (the devices' downtime); a `+pre`\n"
+		   "row's GB/s above is its stop-copy bytes over that time, its CPU the whole run's\n",
 		cfg->precopy * 100, cfg->dirty_rate ? rate : "0", cfg->precopy_max_ms);
 	fprintf(f, "%-20s %10s %10s %9s %19s %10s %6s\n", "engine", "live MiB", "stop MiB",
 		"live ms", "stop-copy ms", "stop vs", "ready");
