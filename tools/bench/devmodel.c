@@ -310,9 +310,9 @@ static void srv_fill_attr(struct srv *s, fuse_ino_t ino, struct stat *st)
 	st->st_mode = S_IFREG | (kind_reads(f->f.kind) ? 0444 : 0222);
 	st->st_nlink = 1;
 	/*
-	 * A pre-copy file says its backing size, the longest its stream can be: the kernel
-	 * answers a read at or past i_size with 0 without asking the server on some paths
-	 * (io_uring's async reads of a FUSE file: every read was end of stream with 0 here).
+	 * A read-side file reports its backing size: the kernel answers reads from io_uring at
+	 * or past i_size with 0 without asking the server (a PRECOPY file of size 0 read as
+	 * end of stream at once).
 	 */
 	st->st_size = kind_reads(f->f.kind) ? (off_t)f->size : 0;
 }
