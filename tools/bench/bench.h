@@ -9,10 +9,13 @@
  *   destination -> source  'R'  ready: engine set up, channels registered
  *   source -> destination  'G'  go: the source starts now (t0); the destination's
  *                               switchover clock starts here
+ *   source -> destination  'S'  pre-copy runs only (--precopy): the VM stopped (t_stop);
+ *                               the destination starts the switchover now
  *   destination -> source  'D'  every device loaded with its config (t_end), or
  *                          'F'  the destination failed
  *
- * stop-copy time = t_end - t0, both on the source's clock (works across two hosts).
+ * stop-copy time = t_end - t0, both on the source's clock (works across two hosts); in a
+ * pre-copy run t_end - t_stop (the live phase, t0..t_stop, is reported apart).
  */
 #ifndef VFIO_URING_BENCH_H
 #define VFIO_URING_BENCH_H
@@ -87,6 +90,13 @@ struct bench_cfg {
 	unsigned device_latency_us;
 	unsigned sweep_devs[16];   /* --sweep-devices; 0 entries = the default list */
 	unsigned sweep_ndevs;
+	/*
+	 * Pre-copy (--precopy, uring only, needs the source model): each configuration runs
+	 * stop-copy only and with live pre-copy of this share of every device's state.
+	 */
+	double precopy;            /* share offered as initial bytes; 0 = no pre-copy mode */
+	uint64_t dirty_rate;       /* dirty bytes per second per device while live */
+	unsigned precopy_max_ms;   /* stop at readiness or after this long, whichever first */
 };
 
 #define BENCH_RATE_UNLIMITED UINT64_MAX
@@ -119,7 +129,15 @@ struct side_result {
 	long ctx_switches;
 	/* Destination in two-host mode: verification done locally. */
 	bool verified;
+	/* Source, pre-copy runs: the stop (t_stop), what moved before it, readiness then. */
+	double t_stop;
+	uint64_t precopy_bytes;    /* data bytes read while live (the engine's count: a read in
+				    * flight at the stop counts, whatever the device gave it) */
+	uint64_t stop_bytes;       /* what the devices had left at the stop (their info then) */
+	bool precopy_ready;        /* the engine was ready at the stop (else precopy_max_ms) */
 };
+
+struct devmodel;
 
 /* Everything an engine needs for one side of one run. */
 struct side_ctx {
@@ -138,6 +156,10 @@ struct side_ctx {
 	uint8_t uuid[16];
 	struct side_result *res;
 	void *priv;                /* the engine's state */
+	/* Pre-copy run (uring): the source's model files (precopy_info, stop-copy). */
+	bool precopy;
+	const struct devmodel *model;
+	const unsigned *model_idx; /* device -> its source file in the model */
 };
 
 /*

@@ -5,10 +5,19 @@
  * then calls vfio_uring_engine_switchover_start() (QEMU's switchover_start) and runs it to
  * the end. In async device mode every data fd read/write goes to io_uring's worker threads
  * (VFIO_URING_ENGINE_F_FORCE_ASYNC_DEVICE_IO), as it must for a real VFIO data fd.
+ *
+ * A pre-copy run (--precopy) plays the VMM of a live migration: both engines have
+ * VFIO_URING_ENGINE_F_PRECOPY, the source's devices are the model's pre-copy files with
+ * their info as precopy_info; the source runs live until the engine is ready (or
+ * --precopy-max-ms), then stops the "VM" (devmodel_stop_copy on every device,
+ * vfio_uring_engine_stop_copy) and tells the destination ('S'), which starts the switchover.
  */
 #include "bench.h"
 
+#include "devmodel.h"
+
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,7 +39,32 @@ struct udev {
 struct uring {
 	struct vfio_uring_engine *engine;
 	struct udev *devs;
+	bool ready; /* source, pre-copy: the engine's readiness, from precopy_ready */
 };
+
+static int precopy_info(void *opaque, struct vfio_uring_precopy_info *info)
+{
+	struct udev *u = opaque;
+	struct devmodel_precopy_info mi;
+	int err = devmodel_precopy_info(u->ctx->model, u->ctx->model_idx[u->dev], &mi);
+
+	if (err)
+		return err;
+	info->initial_bytes = mi.initial_bytes;
+	info->dirty_bytes = mi.dirty_bytes;
+	info->stop_copy_bytes = mi.stop_copy_bytes;
+	info->flags = mi.flags & DEVMODEL_PRECOPY_REINIT ? VFIO_URING_PRECOPY_F_REINIT : 0;
+	return 0;
+}
+
+static void precopy_ready(struct vfio_uring_engine *engine, void *opaque,
+			  const struct vfio_uring_precopy_status *status)
+{
+	struct uring *u = opaque;
+
+	(void)engine;
+	u->ready = status->ready != 0;
+}
 
 static int save_config(void *opaque, const void **data, size_t *len)
 {
@@ -83,6 +117,13 @@ static int uring_setup(struct side_ctx *ctx)
 	eo.progress_timeout_ms = 60000;
 	if (ctx->async_devio)
 		eo.flags |= VFIO_URING_ENGINE_F_FORCE_ASYNC_DEVICE_IO;
+	if (ctx->precopy) {
+		eo.flags |= VFIO_URING_ENGINE_F_PRECOPY;
+		if (src) {
+			eo.precopy_ready = precopy_ready;
+			eo.precopy_opaque = u;
+		}
+	}
 	err = vfio_uring_engine_create(&eo, &u->engine);
 	if (err) {
 		snprintf(ctx->res->msg, sizeof(ctx->res->msg), "uring: engine_create: %s",
@@ -110,7 +151,9 @@ static int uring_setup(struct side_ctx *ctx)
 		dopts.multifd = VFIO_URING_MULTIFD_ON;
 		if (src)
 			dopts.save_config = save_config;
-		else
+		if (src && ctx->precopy)
+			dopts.precopy_info = precopy_info;
+		if (!src)
 			dopts.load_config = load_config;
 		dopts.done = device_done;
 		dopts.opaque = ud;
@@ -144,14 +187,87 @@ static int uring_finish(struct side_ctx *ctx, int err)
 	return err;
 }
 
+/*
+ * The live phase of a pre-copy run, as a VMM: run until the engine is ready (every initial
+ * byte read) or --precopy-max-ms passed, then stop the VM: every device to STOP_COPY, the
+ * engine told, the destination told to start the switchover.
+ */
+static int uring_src_live(struct side_ctx *ctx)
+{
+	struct uring *u = ctx->priv;
+	double deadline = ctx->res->t0 + ctx->cfg->precopy_max_ms / 1000.0;
+	int err = 0;
+
+	while (!u->ready && now_s() < deadline) {
+		/* Short slices: the readiness is seen within 2 ms of the callback. */
+		err = vfio_uring_engine_run(u->engine, 2);
+		if (err == -ETIMEDOUT)
+			err = 0;
+		else
+			break; /* failed (or done, which a live engine cannot be) */
+	}
+	if (err)
+		return err;
+	ctx->res->precopy_ready = u->ready;
+	ctx->res->t_stop = now_s();
+	for (unsigned d = 0; d < ctx->ndev && !err; d++) {
+		struct devmodel_precopy_info mi;
+
+		/*
+		 * What the device streams after the stop, from its own count: the engine's
+		 * precopy_bytes also counts reads in flight at the stop, which the device may
+		 * answer with stop-copy data. (With a dirty rate, the bytes dirtied between this
+		 * and the stop, a few at most, are not in it.)
+		 */
+		err = devmodel_precopy_info(ctx->model, ctx->model_idx[d], &mi);
+		if (!err)
+			err = devmodel_stop_copy(ctx->model, ctx->model_idx[d]);
+		ctx->res->stop_bytes += mi.stop_copy_bytes;
+	}
+	if (!err)
+		err = vfio_uring_engine_stop_copy(u->engine);
+	if (!err)
+		err = ctl_send(ctx->ctrl, 'S');
+	return err;
+}
+
 static int uring_src_run(struct side_ctx *ctx)
 {
 	struct uring *u = ctx->priv;
 	int err = vfio_uring_engine_start(u->engine);
 
+	if (!err && ctx->precopy)
+		err = uring_src_live(ctx);
 	if (!err)
 		err = vfio_uring_engine_run(u->engine, -1);
+	if (ctx->precopy) {
+		struct vfio_uring_precopy_status ps;
+
+		if (vfio_uring_engine_get_precopy_status(u->engine, &ps, sizeof(ps)) == 0)
+			ctx->res->precopy_bytes = ps.precopy_bytes;
+	}
 	return uring_finish(ctx, err);
+}
+
+/* Destination, pre-copy: receive (and write pre-copy data) until the source's stop ('S'). */
+static int uring_dst_wait_stop(struct side_ctx *ctx)
+{
+	struct uring *u = ctx->priv;
+
+	for (;;) {
+		struct pollfd pfd = { .fd = ctx->ctrl, .events = POLLIN };
+		int err;
+
+		if (poll(&pfd, 1, 0) > 0) {
+			char c = 0;
+
+			err = ctl_recv(ctx->ctrl, &c);
+			return err ? err : c == 'S' ? 0 : -EPROTO;
+		}
+		err = vfio_uring_engine_run(u->engine, 1);
+		if (err != -ETIMEDOUT)
+			return err;
+	}
 }
 
 static int uring_dst_run(struct side_ctx *ctx, double switchover_at)
@@ -162,7 +278,9 @@ static int uring_dst_run(struct side_ctx *ctx, double switchover_at)
 	bool ok = true;
 
 	/* Receive (and queue) until the switchover; the cap bounds what may queue. */
-	if (left > 0) {
+	if (ctx->precopy) {
+		err = uring_dst_wait_stop(ctx);
+	} else if (left > 0) {
 		err = vfio_uring_engine_run(u->engine, (int)(left * 1000) + 1);
 		if (err == -ETIMEDOUT)
 			err = 0;

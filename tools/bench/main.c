@@ -26,10 +26,14 @@ static unsigned make_variants(const struct bench_cfg *cfg, struct run_params *ou
 			for (unsigned m = 0; m < 2; m++) {
 				if (!(cfg->device_mode & modes[m]))
 					continue;
-				out[n] = *base;
-				out[n].engine = e;
-				out[n].devmode = modes[m];
-				n++;
+				/* --precopy: stop-copy only, then the same with pre-copy. */
+				for (unsigned pre = 0; pre < (cfg->precopy > 0 ? 2u : 1u); pre++) {
+					out[n] = *base;
+					out[n].engine = e;
+					out[n].devmode = modes[m];
+					out[n].precopy = pre;
+					n++;
+				}
 			}
 		} else {
 			/*
@@ -104,8 +108,8 @@ static int run_table(const struct bench_cfg *cfg)
 {
 	struct run_params base = { .devices = cfg->devices, .size = cfg->size,
 				   .channels = cfg->channels, .chunk = cfg->chunk };
-	struct run_params v[ENGINE_COUNT + 1];
-	struct run_stats st[ENGINE_COUNT + 1];
+	struct run_params v[ENGINE_COUNT + 2];
+	struct run_stats st[ENGINE_COUNT + 2];
 	unsigned n = make_variants(cfg, v, &base);
 	int rc = 0;
 

@@ -49,6 +49,12 @@ void options_usage(FILE *f)
 "                         sweeps the device count only\n"
 "  --dst-device-rate RATE destination devices only (default: --device-rate)\n"
 "  --device-latency USEC  added to every device read/write request (default 0)\n"
+"  --precopy FRACTION     live pre-copy (uring only, needs --device-rate): each device\n"
+"                         offers FRACTION of its state as initial bytes while the VM runs\n"
+"                         (the rest is its stop-copy part); every configuration runs twice,\n"
+"                         stop-copy only and with pre-copy, and the report compares them\n"
+"  --dirty-rate RATE      --precopy: dirty bytes per second per device while live (0)\n"
+"  --precopy-max-ms T     --precopy: stop at readiness or after T ms (default 10000)\n"
 "  --corrupt-for-test     flip one received byte before verifying (tests the verifier)\n"
 "  -h, --help\n");
 }
@@ -122,7 +128,7 @@ enum {
 	OPT_TRANSPORT, OPT_DEVMODE, OPT_DELAY, OPT_CAP, OPT_JSON, OPT_PROGRESS, OPT_NOPROGRESS,
 	OPT_QUIET, OPT_TIMEOUT, OPT_SEED, OPT_LISTEN, OPT_CONNECT, OPT_SWEEP, OPT_SWEEP_OUT,
 	OPT_SWEEP_TOTAL, OPT_SWEEP_SHORT, OPT_CORRUPT, OPT_SRC_CAP, OPT_DEV_RATE, OPT_DST_DEV_RATE,
-	OPT_DEV_LATENCY, OPT_SWEEP_DEVS,
+	OPT_DEV_LATENCY, OPT_SWEEP_DEVS, OPT_PRECOPY, OPT_DIRTY_RATE, OPT_PRECOPY_MAX,
 };
 
 static int parse_rate(const char *s, uint64_t *out)
@@ -186,11 +192,14 @@ int options_parse(int argc, char **argv, struct bench_cfg *cfg)
 		{ "dst-device-rate", required_argument, NULL, OPT_DST_DEV_RATE },
 		{ "device-latency", required_argument, NULL, OPT_DEV_LATENCY },
 		{ "sweep-devices", required_argument, NULL, OPT_SWEEP_DEVS },
+		{ "precopy", required_argument, NULL, OPT_PRECOPY },
+		{ "dirty-rate", required_argument, NULL, OPT_DIRTY_RATE },
+		{ "precopy-max-ms", required_argument, NULL, OPT_PRECOPY_MAX },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	uint64_t v;
-	bool dst_rate_set = false;
+	bool dst_rate_set = false, engines_set = false;
 	int c;
 
 	*cfg = (struct bench_cfg){
@@ -208,12 +217,16 @@ int options_parse(int argc, char **argv, struct bench_cfg *cfg)
 		.seed = 1,
 		.sweep_prefix = "bench-sweep",
 		.sweep_total = 1ull << 30,
+		.precopy_max_ms = 10000,
 	};
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		int err = 0;
 
 		switch (c) {
-		case OPT_ENGINES: err = parse_engines(optarg, cfg); break;
+		case OPT_ENGINES:
+			err = parse_engines(optarg, cfg);
+			engines_set = true;
+			break;
 		case OPT_DEVICES: err = parse_uint(optarg, 1, 4096, &cfg->devices); break;
 		case OPT_SIZE: err = parse_size(optarg, &cfg->size); break;
 		case OPT_CHANNELS:
@@ -277,6 +290,20 @@ int options_parse(int argc, char **argv, struct bench_cfg *cfg)
 			err = parse_uint(optarg, 0, 10000000, &cfg->device_latency_us);
 			break;
 		case OPT_SWEEP_DEVS: err = parse_devs(optarg, cfg); break;
+		case OPT_PRECOPY: {
+			char *end;
+
+			errno = 0;
+			cfg->precopy = strtod(optarg, &end);
+			if (errno || end == optarg || *end || !(cfg->precopy > 0) ||
+			    !(cfg->precopy < 1))
+				err = -ERANGE;
+			break;
+		}
+		case OPT_DIRTY_RATE: err = parse_size(optarg, &cfg->dirty_rate); break;
+		case OPT_PRECOPY_MAX:
+			err = parse_uint(optarg, 1, 3600000, &cfg->precopy_max_ms);
+			break;
 		case 'h': options_usage(stdout); exit(0);
 		default: options_usage(stderr); return -EINVAL;
 		}
@@ -304,6 +331,40 @@ int options_parse(int argc, char **argv, struct bench_cfg *cfg)
 	}
 	if (!dst_rate_set)
 		cfg->dst_device_rate = cfg->device_rate;
+	if (cfg->precopy > 0) {
+		bool uring = false;
+
+		/*
+		 * Pre-copy is the uring engine's: threads and legacy have none, and QEMU sends
+		 * pre-copy data over its main stream, not multifd. The source's devices are the
+		 * model's pre-copy files, so the model is needed.
+		 */
+		for (unsigned i = 0; i < cfg->engine_count; i++)
+			uring |= cfg->engine_order[i] == ENGINE_URING;
+		if (engines_set && (!uring || cfg->engine_count > 1))
+			fprintf(stderr, "vfio-uring-bench: note: --precopy runs the uring engine "
+					"only\n");
+		cfg->engine_order[0] = ENGINE_URING;
+		cfg->engine_count = 1;
+		if (!bench_src_model(cfg)) {
+			fprintf(stderr, "vfio-uring-bench: --precopy needs --device-rate (the "
+					"source's devices are the model's pre-copy files)\n");
+			return -EINVAL;
+		}
+		if (cfg->listen || cfg->connect || cfg->sweep) {
+			fprintf(stderr, "vfio-uring-bench: --precopy runs on one host, without "
+					"--sweep\n");
+			return -EINVAL;
+		}
+		if (cfg->switchover_delay_ms) {
+			fprintf(stderr, "vfio-uring-bench: --precopy: the switchover starts at the "
+					"stop; --switchover-delay does not apply\n");
+			return -EINVAL;
+		}
+	} else if (cfg->dirty_rate) {
+		fprintf(stderr, "vfio-uring-bench: --dirty-rate needs --precopy\n");
+		return -EINVAL;
+	}
 	if (cfg->device_latency_us && !bench_model(cfg)) {
 		fprintf(stderr, "vfio-uring-bench: --device-latency needs --device-rate or "
 				"--dst-device-rate\n");

@@ -67,7 +67,8 @@ const char *devmode_name(unsigned devmode)
 void variant_label(const struct run_params *p, char *out, size_t len)
 {
 	if (p->devmode)
-		snprintf(out, len, "%s/%s", engine_name(p->engine), devmode_name(p->devmode));
+		snprintf(out, len, "%s/%s%s", engine_name(p->engine), devmode_name(p->devmode),
+			 p->precopy ? "+pre" : "");
 	else
 		snprintf(out, len, "%s", engine_name(p->engine));
 }
@@ -90,7 +91,8 @@ double device_ideal_s(const struct bench_cfg *cfg, const struct run_params *p)
 	bool src_paced = bench_src_model(cfg) && cfg->device_rate != BENCH_RATE_UNLIMITED;
 	bool dst_paced = bench_dst_model(cfg) && cfg->dst_device_rate != BENCH_RATE_UNLIMITED;
 
-	if (!src_paced && !dst_paced)
+	/* A pre-copy run's stop-copy part depends on what the live phase left: no ideal. */
+	if ((!src_paced && !dst_paced) || p->precopy)
 		return 0;
 	if (src_paced) {
 		src = reqs * lat + (double)p->size / (double)cfg->device_rate;
@@ -197,6 +199,63 @@ static void ratio(FILE *f, double v, double ref)
 		fprintf(f, " %9s", "-");
 }
 
+/* --precopy: the stop-copy-only run of the same device mode as a pre-copy run. */
+static const struct run_stats *stop_copy_only(const struct run_stats *st, unsigned n,
+					      const struct run_stats *pre)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (!st[i].p.precopy && st[i].p.engine == pre->p.engine &&
+		    st[i].p.devmode == pre->p.devmode && st[i].p.devices == pre->p.devices &&
+		    st[i].p.size == pre->p.size)
+			return &st[i];
+	return NULL;
+}
+
+/* B's stop-copy time over A's (medians); NAN when either is missing. */
+static double precopy_ratio(const struct run_stats *st, unsigned n, const struct run_stats *s)
+{
+	const struct run_stats *a = s->p.precopy ? stop_copy_only(st, n, s) : NULL;
+
+	return a && a->med[FIG_STOP_MS] > 0 && s->med[FIG_STOP_MS] > 0
+		       ? s->med[FIG_STOP_MS] / a->med[FIG_STOP_MS]
+		       : NAN;
+}
+
+static void report_precopy(FILE *f, const struct bench_cfg *cfg, struct run_stats *st,
+			   unsigned n)
+{
+	char label[48], rate[32];
+
+	rate_str(cfg->dirty_rate ? cfg->dirty_rate : 0, rate, sizeof(rate));
+	fprintf(f, "\npre-copy: %.0f%% of each device's state offered live as initial bytes, "
+		   "dirty rate %s per device, stop at readiness or after %u ms.\n"
+		   "`+pre` = with pre-copy; the other row = stop-copy only (every byte after the "
+		   "stop). stop-copy = the stop to both sides done (the devices' downtime); a `+pre`\n"
+		   "row's GB/s above is its stop-copy bytes over that time, its CPU the whole run's\n",
+		cfg->precopy * 100, cfg->dirty_rate ? rate : "0", cfg->precopy_max_ms);
+	fprintf(f, "%-20s %10s %10s %9s %19s %10s %6s\n", "engine", "live MiB", "stop MiB",
+		"live ms", "stop-copy ms", "stop vs", "ready");
+	fprintf(f, "%-20s %10s %10s %9s %19s %10s %6s\n", "", "", "", "", "median (min..max)",
+		"stop-only", "");
+	for (unsigned i = 0; i < n; i++) {
+		const struct run_stats *s = &st[i];
+		double r = precopy_ratio(st, n, s);
+		char a[32], b[16];
+
+		variant_label(&s->p, label, sizeof(label));
+		snprintf(a, sizeof(a), "%.0f (%.0f..%.0f)", s->med[FIG_STOP_MS], s->min[FIG_STOP_MS],
+			 s->max[FIG_STOP_MS]);
+		if (isnan(r))
+			snprintf(b, sizeof(b), "-");
+		else
+			snprintf(b, sizeof(b), "%.2fx", r);
+		fprintf(f, "%-20s %10.1f %10.1f %9.0f %19s %10s %6s\n", label,
+			s->med[FIG_LIVE_BYTES] / 1048576.0, s->med[FIG_SC_BYTES] / 1048576.0,
+			s->med[FIG_LIVE_MS], a, b,
+			!s->p.precopy ? "-" : s->min[FIG_READY] > 0 ? "yes" : "NO");
+	}
+}
+
 void report_table(FILE *f, const struct bench_cfg *cfg, struct run_stats *st, unsigned n)
 {
 	const struct run_stats *ref = reference(st, n, NULL);
@@ -260,7 +319,7 @@ void report_table(FILE *f, const struct bench_cfg *cfg, struct run_stats *st, un
 			snprintf(b, sizeof(b), "-");
 		}
 		fprintf(f, "%-16s %3u %19s %19s", label, s->channels_used, a, b);
-		if (ideal > 0 && s->med[FIG_STOP_MS] > 0)
+		if (ideal > 0 && s->med[FIG_STOP_MS] > 0 && !s->p.precopy)
 			fprintf(f, " %7.2f", s->med[FIG_STOP_MS] / 1e3 / ideal);
 		else if (ideal > 0)
 			fprintf(f, " %7s", "-");
@@ -298,6 +357,8 @@ void report_table(FILE *f, const struct bench_cfg *cfg, struct run_stats *st, un
 			fprintf(f, "\n");
 		}
 	}
+	if (cfg->precopy > 0)
+		report_precopy(f, cfg, st, n);
 	for (unsigned i = 0; i < n; i++) {
 		if (!st[i].err)
 			continue;
@@ -353,10 +414,14 @@ void report_json(FILE *f, const struct bench_cfg *cfg, struct run_stats *st, uns
 		cfg->repeat, cfg->switchover_delay_ms, cfg->buffer_cap, cfg->src_buffer_cap,
 		(unsigned long long)cfg->seed);
 	/* Rates in bytes/s per device: 0 = plain memfds, -1 = the model unpaced. */
-	fprintf(f, ", \"device_rate\": %lld, \"dst_device_rate\": %lld, \"device_latency_us\": %u},\n",
+	fprintf(f, ", \"device_rate\": %lld, \"dst_device_rate\": %lld, \"device_latency_us\": %u",
 		cfg->device_rate == BENCH_RATE_UNLIMITED ? -1 : (long long)cfg->device_rate,
 		cfg->dst_device_rate == BENCH_RATE_UNLIMITED ? -1 : (long long)cfg->dst_device_rate,
 		cfg->device_latency_us);
+	if (cfg->precopy > 0)
+		fprintf(f, ", \"precopy_fraction\": %g, \"dirty_rate\": %llu, \"precopy_max_ms\": %u",
+			cfg->precopy, (unsigned long long)cfg->dirty_rate, cfg->precopy_max_ms);
+	fprintf(f, "},\n");
 	if (ref) {
 		variant_label(&ref->p, label, sizeof(label));
 		fprintf(f, "  \"reference\": ");
@@ -414,6 +479,28 @@ void report_json(FILE *f, const struct bench_cfg *cfg, struct run_stats *st, uns
 					    ? s->med[FIG_CPU_PER_GIB] / ref->med[FIG_CPU_PER_GIB]
 					    : NAN);
 			fprintf(f, "}");
+		}
+		if (cfg->precopy > 0) {
+			/*
+			 * stop_copy_ms above is the stop to the end; live_* the phase before it
+			 * (0 in the stop-copy-only run); the ratio is this run's stop-copy over the
+			 * stop-copy-only run's (medians), for a pre-copy run.
+			 */
+			fprintf(f, ", \"precopy\": %s, \"live_ms\": ", s->p.precopy ? "true" : "false");
+			json_num(f, s->med[FIG_LIVE_MS]);
+			fprintf(f, ", \"live_bytes\": ");
+			json_num(f, s->med[FIG_LIVE_BYTES]);
+			fprintf(f, ", \"stop_copy_bytes\": ");
+			json_num(f, s->med[FIG_SC_BYTES]);
+			fprintf(f, ", \"engine_precopy_bytes\": ");
+			json_num(f, s->med[FIG_ENGINE_LIVE_BYTES]);
+			fprintf(f, ", \"live_bytes_min\": ");
+			json_num(f, s->min[FIG_LIVE_BYTES]);
+			fprintf(f, ", \"live_bytes_max\": ");
+			json_num(f, s->max[FIG_LIVE_BYTES]);
+			fprintf(f, ", \"precopy_ready\": %s, \"stop_copy_ratio_to_stop_copy_only\": ",
+				s->p.precopy && s->min[FIG_READY] > 0 ? "true" : "false");
+			json_num(f, precopy_ratio(st, n, s));
 		}
 		fprintf(f, ", \"verified\": %s, \"error\": ", s->verified ? "true" : "false");
 		if (s->err) {

@@ -31,6 +31,7 @@
 static struct {
 	unsigned devices;
 	uint64_t size, seed;
+	uint64_t src_size;   /* source memfds: size, plus room for dirty bytes (--precopy) */
 	int *src;            /* source memfds (local, or the source host) */
 	uint64_t *digest;    /* expected digest per device */
 	int *sink;           /* destination memfds */
@@ -60,17 +61,36 @@ void runner_cleanup(void)
 	devices_free();
 }
 
+/*
+ * The source memfds' size: the device's state, plus, in pre-copy mode with a dirty rate, the
+ * most dirty bytes the live phase can produce (the model's pre-copy file streams a prefix of
+ * its backing fd, see devmodel.h; past this room the device stops dirtying).
+ */
+static uint64_t source_size(const struct bench_cfg *cfg, uint64_t size)
+{
+	uint64_t extra = 0;
+
+	if (cfg->precopy > 0 && cfg->dirty_rate) {
+		extra = (uint64_t)((double)cfg->dirty_rate * cfg->precopy_max_ms / 1000.0);
+		extra = (extra + 4095) & ~(uint64_t)4095;
+	}
+	return size + extra;
+}
+
 /* want_src: create source memfds; else only compute the expected digests. */
 static int devices_prepare(const struct bench_cfg *cfg, unsigned devices, uint64_t size,
 			   bool want_src, bool want_sink)
 {
+	uint64_t src_size = want_src ? source_size(cfg, size) : size;
 	int err;
 
 	if (dc.devices != devices || dc.size != size || dc.seed != cfg->seed ||
+	    dc.src_size != src_size ||
 	    (want_src && !dc.have_src) || (want_sink && !dc.have_sink)) {
 		devices_free();
 		dc.devices = devices;
 		dc.size = size;
+		dc.src_size = src_size;
 		dc.seed = cfg->seed;
 		dc.src = malloc(devices * sizeof(int));
 		dc.sink = malloc(devices * sizeof(int));
@@ -81,7 +101,7 @@ static int devices_prepare(const struct bench_cfg *cfg, unsigned devices, uint64
 			dc.src[d] = dc.sink[d] = -1;
 		for (unsigned d = 0; d < devices; d++) {
 			if (want_src)
-				err = device_create_source(d, size, cfg->seed, &dc.src[d],
+				err = device_create_source(d, src_size, cfg->seed, &dc.src[d],
 							   &dc.digest[d]);
 			else
 				err = device_expected_digest(d, size, cfg->seed, &dc.digest[d]);
@@ -126,6 +146,7 @@ struct run_model {
 	struct devmodel *m;
 	int *src_fds;        /* NULL: the source reads the memfds */
 	int *dst_fds;        /* NULL: the destination writes the memfds */
+	unsigned *src_idx;   /* device -> its source file in the model */
 	unsigned n;
 };
 
@@ -146,6 +167,7 @@ static void model_stop(struct run_model *rm, struct run_sample *out)
 	}
 	free(rm->src_fds);
 	free(rm->dst_fds);
+	free(rm->src_idx);
 	if (rm->m && devmodel_destroy(rm->m, &st) == 0 && out) {
 		out->fig[FIG_DEV_CPU_S] = st.cpu_s;
 		out->fig[FIG_DEV_READS_PEAK] = (double)st.reads_peak;
@@ -154,9 +176,33 @@ static void model_stop(struct run_model *rm, struct run_sample *out)
 	memset(rm, 0, sizeof(*rm));
 }
 
-static int model_start(const struct bench_cfg *cfg, unsigned devices, bool src, bool dst,
-		       struct run_model *rm, char *msg, size_t len)
+/*
+ * The source's file of a device. In pre-copy mode (--precopy) it is a pre-copy file in
+ * both runs of a configuration, so that they read the same device: stop-copy only, it is in
+ * stop-copy before the engine opens it (every byte in STOP_COPY, a plain source then); with
+ * pre-copy it offers the --precopy share as initial bytes and dirties at --dirty-rate.
+ */
+static struct devmodel_file source_file(const struct bench_cfg *cfg, const struct run_params *p,
+					unsigned d)
 {
+	struct devmodel_file f = { .kind = DEVMODEL_SOURCE, .backing_fd = dc.src[d],
+				   .rate = model_rate(cfg->device_rate),
+				   .latency_us = cfg->device_latency_us };
+	uint64_t initial = (uint64_t)(cfg->precopy * (double)p->size) & ~(uint64_t)4095;
+
+	if (cfg->precopy > 0) {
+		f.kind = DEVMODEL_PRECOPY;
+		f.precopy_initial = p->precopy ? initial : 0;
+		f.dirty_rate = p->precopy ? cfg->dirty_rate : 0;
+		f.stop_copy_bytes = p->size - f.precopy_initial;
+	}
+	return f;
+}
+
+static int model_start(const struct bench_cfg *cfg, const struct run_params *p, bool src,
+		       bool dst, struct run_model *rm, char *msg, size_t len)
+{
+	unsigned devices = p->devices;
 	struct devmodel_file *files = calloc(2 * (size_t)devices, sizeof(*files));
 	unsigned n = 0;
 	int err;
@@ -164,18 +210,18 @@ static int model_start(const struct bench_cfg *cfg, unsigned devices, bool src, 
 	memset(rm, 0, sizeof(*rm));
 	rm->src_fds = src ? malloc(devices * sizeof(int)) : NULL;
 	rm->dst_fds = dst ? malloc(devices * sizeof(int)) : NULL;
-	if (!files || (src && !rm->src_fds) || (dst && !rm->dst_fds)) {
+	rm->src_idx = src ? malloc(devices * sizeof(unsigned)) : NULL;
+	if (!files || (src && (!rm->src_fds || !rm->src_idx)) || (dst && !rm->dst_fds)) {
 		free(files);
 		model_stop(rm, NULL); /* rm->n is 0: no fd to close yet */
 		return -ENOMEM;
 	}
 	rm->n = devices;
 	for (unsigned d = 0; d < devices; d++) {
-		if (src)
-			files[n++] = (struct devmodel_file){
-				.kind = DEVMODEL_SOURCE, .backing_fd = dc.src[d],
-				.rate = model_rate(cfg->device_rate),
-				.latency_us = cfg->device_latency_us };
+		if (src) {
+			rm->src_idx[d] = n;
+			files[n++] = source_file(cfg, p, d);
+		}
 		if (dst)
 			files[n++] = (struct devmodel_file){
 				.kind = DEVMODEL_SINK, .backing_fd = dc.sink[d],
@@ -188,6 +234,9 @@ static int model_start(const struct bench_cfg *cfg, unsigned devices, bool src, 
 	}
 	err = devmodel_create(files, n, &rm->m, msg, len);
 	free(files);
+	/* Stop-copy only: the VM is stopped before the devices are opened. */
+	for (unsigned d = 0; !err && src && cfg->precopy > 0 && !p->precopy && d < devices; d++)
+		err = devmodel_stop_copy(rm->m, rm->src_idx[d]);
 	for (unsigned d = 0, i = 0; !err && d < devices; d++) {
 		if (src && (rm->src_fds[d] = devmodel_open(rm->m, i++)) < 0)
 			err = rm->src_fds[d];
@@ -207,12 +256,22 @@ static void make_uuid(uint64_t seed, uint8_t uuid[16])
 	device_fill_block(0xffff, seed, 0, uuid, 16);
 }
 
-static int verify_sinks(unsigned devices, uint64_t size, char *msg, size_t len)
+/*
+ * lengths: each device's stream length when it is not the source memfd's whole content
+ * (pre-copy files: a prefix of it, known once stopped); NULL: size, with the digests
+ * computed when the memfds were made.
+ */
+static int verify_sinks(unsigned devices, uint64_t size, const uint64_t *lengths, char *msg,
+			size_t len)
 {
 	for (unsigned d = 0; d < devices; d++) {
-		uint64_t got_size, got;
+		uint64_t got_size, got, want = dc.digest[d];
 		int err = fd_digest(dc.sink[d], &got_size, &got);
 
+		if (!err && lengths) {
+			size = lengths[d];
+			err = device_expected_digest(d, size, dc.seed, &want);
+		}
 		if (err) {
 			snprintf(msg, len, "device %u: reading the destination back: %s", d,
 				 strerror(-err));
@@ -223,7 +282,7 @@ static int verify_sinks(unsigned devices, uint64_t size, char *msg, size_t len)
 				 (unsigned long long)got_size, (unsigned long long)size);
 			return -EIO;
 		}
-		if (got != dc.digest[d]) {
+		if (got != want) {
 			snprintf(msg, len, "device %u: destination content differs from the source", d);
 			return -EIO;
 		}
@@ -301,6 +360,44 @@ static void fill_sample(const struct run_params *p, const struct side_result *sr
 	out->fig[FIG_SRC_ENTERS] = (double)src->ring_enters;
 	out->fig[FIG_DST_ENTERS] = (double)dst->ring_enters;
 	out->fig[FIG_DST_BUF_PEAK] = (double)dst->buffer_peak;
+	out->fig[FIG_SC_BYTES] = (double)bytes;
+	if (p->precopy) {
+		/* The VM's downtime for the devices: from the stop, not from the start. */
+		secs = src->t_end > src->t_stop && src->t_stop > 0 ? src->t_end - src->t_stop : 0;
+		out->fig[FIG_STOP_MS] = secs * 1e3;
+		out->fig[FIG_LIVE_MS] = src->t_stop > src->t0 ? (src->t_stop - src->t0) * 1e3 : 0;
+		out->fig[FIG_ENGINE_LIVE_BYTES] = (double)src->precopy_bytes;
+		out->fig[FIG_SC_BYTES] = (double)src->stop_bytes;
+		out->fig[FIG_READY] = src->precopy_ready;
+	}
+}
+
+/*
+ * Pre-copy mode: every device's stream length (the model decided it at the stop) into
+ * lengths, the bytes before the stop into the sample (stream - what the devices had left at
+ * the stop), and the stop-copy rate from them.
+ */
+static int precopy_lengths(const struct run_params *p, const struct run_model *rm,
+			   uint64_t *lengths, struct run_sample *out)
+{
+	uint64_t total = 0;
+
+	for (unsigned d = 0; d < p->devices; d++) {
+		int err = devmodel_stream_length(rm->m, rm->src_idx[d], &lengths[d]);
+
+		if (err) {
+			snprintf(out->msg, sizeof(out->msg), "device %u: no stream length: %s", d,
+				 strerror(-err));
+			return err;
+		}
+		total += lengths[d];
+	}
+	if (!p->precopy)
+		out->fig[FIG_SC_BYTES] = (double)total;
+	out->fig[FIG_LIVE_BYTES] = (double)total - out->fig[FIG_SC_BYTES];
+	if (p->precopy && out->fig[FIG_STOP_MS] > 0)
+		out->fig[FIG_GBPS] = out->fig[FIG_SC_BYTES] / (out->fig[FIG_STOP_MS] / 1e3) / 1e9;
+	return 0;
 }
 
 static int run_local(const struct bench_cfg *cfg, const struct run_params *p,
@@ -317,6 +414,7 @@ static int run_local(const struct bench_cfg *cfg, const struct run_params *p,
 	pid_t pids[2];
 	bool exited[2] = { false, false };
 	struct run_model rm = { 0 };
+	uint64_t *lengths = NULL; /* pre-copy mode: each device's stream length */
 	double start;
 	int *close_src, *close_dst, err;
 
@@ -347,7 +445,7 @@ static int run_local(const struct bench_cfg *cfg, const struct run_params *p,
 	}
 	/* The warm-up settles the memfds' pages: straight to them, at memory speed. */
 	if (bench_model(cfg) && !warming_up) {
-		err = model_start(cfg, p->devices, bench_src_model(cfg), bench_dst_model(cfg), &rm,
+		err = model_start(cfg, p, bench_src_model(cfg), bench_dst_model(cfg), &rm,
 				  out->msg, sizeof(out->msg));
 		if (err)
 			return out->err = err;
@@ -390,6 +488,9 @@ static int run_local(const struct bench_cfg *cfg, const struct run_params *p,
 	sctx.chans = cs.src;
 	sctx.dev_fds = rm.src_fds ? rm.src_fds : dc.src;
 	sctx.res = &res[0];
+	sctx.precopy = dctx.precopy = p->precopy && rm.m;
+	sctx.model = rm.m;
+	sctx.model_idx = rm.src_idx;
 	make_uuid(cfg->seed, dctx.uuid);
 	make_uuid(cfg->seed, sctx.uuid);
 
@@ -437,6 +538,12 @@ static int run_local(const struct bench_cfg *cfg, const struct run_params *p,
 		usleep(20 * 1000);
 	}
 	fill_sample(p, &res[0], &res[1], out);
+	if (!out->err && cfg->precopy > 0 && rm.m) {
+		lengths = calloc(p->devices, sizeof(*lengths));
+		err = lengths ? precopy_lengths(p, &rm, lengths, out) : -ENOMEM;
+		if (err)
+			out->err = err;
+	}
 	model_stop(&rm, out); /* every byte is in the memfds once both sides exited */
 	out->verified = false;
 	if (!out->err && cfg->corrupt_for_test) {
@@ -452,7 +559,7 @@ static int run_local(const struct bench_cfg *cfg, const struct run_params *p,
 	if (!out->err) {
 		char msg[200];
 
-		err = verify_sinks(p->devices, p->size, msg, sizeof(msg));
+		err = verify_sinks(p->devices, p->size, lengths, msg, sizeof(msg));
 		if (err) {
 			out->err = err;
 			snprintf(out->msg, sizeof(out->msg), "VERIFICATION FAILED: %s", msg);
@@ -465,6 +572,7 @@ static int run_local(const struct bench_cfg *cfg, const struct run_params *p,
 		}
 	}
 	munmap(res, 2 * sizeof(*res));
+	free(lengths);
 	return out->err;
 }
 
@@ -513,7 +621,7 @@ static int run_two_host(const struct bench_cfg *cfg, const struct run_params *p,
 	err = devices_prepare(cfg, p->devices, p->size, side == SIDE_SOURCE, side == SIDE_DEST);
 	/* This host models its own side's devices only (the same options on both hosts). */
 	if (!err && modelled) {
-		err = model_start(cfg, p->devices, side == SIDE_SOURCE, side == SIDE_DEST, &rm,
+		err = model_start(cfg, p, side == SIDE_SOURCE, side == SIDE_DEST, &rm,
 				  out->msg, sizeof(out->msg));
 		if (err) {
 			free(chans);
@@ -567,7 +675,7 @@ static int run_two_host(const struct bench_cfg *cfg, const struct run_params *p,
 	if (side == SIDE_DEST && !res->err) {
 		char msg[200];
 
-		if (verify_sinks(p->devices, p->size, msg, sizeof(msg)) == 0 && res->config_ok) {
+		if (verify_sinks(p->devices, p->size, NULL, msg, sizeof(msg)) == 0 && res->config_ok) {
 			res->verified = true;
 		} else {
 			res->err = -EIO;

@@ -21,6 +21,11 @@ enum figure {
 	FIG_DEV_CPU_S,    /* the device model's server process (not in FIG_CPU_S) */
 	FIG_DEV_READS_PEAK,  /* device model: most reads blocked in it at once */
 	FIG_DEV_WRITES_PEAK, /* device model: most writes blocked in it at once */
+	FIG_LIVE_MS,      /* --precopy: live phase, start to the stop (0: stop-copy only) */
+	FIG_LIVE_BYTES,   /* --precopy: data bytes the devices gave before the stop (all) */
+	FIG_SC_BYTES,     /* --precopy: data bytes the devices gave after the stop (all) */
+	FIG_READY,        /* --precopy: 1 when the engine was ready at the stop */
+	FIG_ENGINE_LIVE_BYTES, /* --precopy: the engine's precopy_bytes (in-flight reads too) */
 	FIG_COUNT,
 };
 
@@ -38,6 +43,7 @@ struct run_params {
 	uint64_t size;
 	unsigned channels; /* as configured; legacy uses 1 */
 	size_t chunk;
+	bool precopy;      /* --precopy: the run with live pre-copy (else stop-copy only) */
 };
 
 struct run_stats {
