@@ -254,7 +254,11 @@ struct vfio_uring_precopy_status {
 	uint64_t initial_bytes;    /**< initial bytes still to read, as last reported */
 	uint64_t dirty_bytes;      /**< dirty bytes ready to read, as last reported */
 	uint64_t stop_copy_bytes;  /**< estimated bytes left for the stop-copy phase */
-	uint64_t precopy_bytes;    /**< data bytes read from the data fds while live */
+	/**
+	 * Data bytes of the reads issued while live (sent as PRECOPY packets). The read in
+	 * flight when stop_copy() is called counts, whatever the device answered it with.
+	 */
+	uint64_t precopy_bytes;
 	/**
 	 * Bytes per second the device's data fd reads at, measured over its reads so far (0:
 	 * not measured yet); for the engine, the slowest device's.

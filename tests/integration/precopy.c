@@ -18,6 +18,9 @@
  *            reached within the downtime limit.
  *   overrun  a 2 MiB/s link (the cap in both phases) and 8 MiB/s of dirty bytes: the
  *            estimate grows and readiness is never reached; the VMM sees it and stops anyway.
+ *   live-cap the live phase's cap (4 MiB/s) holds while live and lifts at stop_copy(): in
+ *            1 s live the channels carry no more than the cap allows; the rest (about 20 MiB)
+ *            moves far faster than the cap would let it.
  *   reinit   after readiness a device reports new initial bytes (REINIT): readiness goes back
  *            to 0, then 1 again once they are read.
  *   wire-off the destination without the extension rejects the first PRECOPY packet
@@ -422,6 +425,32 @@ static void case_overrun(void)
 	stop_and_finish(64 << 10);
 }
 
+static void case_live_cap(void)
+{
+	struct vfio_uring_engine_stats stats;
+	uint64_t t0, live_ns, stop_ms, allowed;
+
+	setup(true, 0);
+	CHECK(vfio_uring_engine_set_precopy_rate_limit(src, 4 << 20) == 0, "live cap");
+	t0 = now_ns();
+	start(4 << 20);
+	live(1000, 0, false);
+	live_ns = now_ns() - t0;
+	ASSERT(vfio_uring_engine_get_stats(src, &stats, sizeof(stats)) == 0, "stats");
+	/* The cap's bytes for the time, its 20 ms of slack, a packet started at the end. */
+	allowed = (4u << 20) * (live_ns / 1000000u) / 1000u + (4u << 20) / 50u + (256u << 10) +
+		  2 * 4096u;
+	CHECK(stats.wire_bytes <= allowed && stats.wire_bytes >= (3u << 20),
+	      "the live phase kept to its cap: %llu bytes in %llu ms (at most %llu)",
+	      (unsigned long long)stats.wire_bytes, (unsigned long long)(live_ns / 1000000u),
+	      (unsigned long long)allowed);
+	t0 = now_ms();
+	stop_and_finish(8 << 20);
+	stop_ms = now_ms() - t0;
+	CHECK(stop_ms < 2500, "the stop-copy ran uncapped: %llu ms for about 20 MiB (5 s at the cap)",
+	      (unsigned long long)stop_ms);
+}
+
 static void case_reinit(void)
 {
 	struct vfio_uring_precopy_status st;
@@ -521,7 +550,8 @@ int main(int argc, char **argv)
 		const char *name;
 		void (*run)(void);
 	} cases[] = { { "initial", case_initial }, { "dirty", case_dirty },
-		      { "overrun", case_overrun }, { "reinit", case_reinit },
+		      { "overrun", case_overrun }, { "live-cap", case_live_cap },
+		      { "reinit", case_reinit },
 		      { "wire-off", case_wire_off }, { "devmodel", case_devmodel } };
 	const char *which = argc == 3 && strcmp(argv[1], "--case") == 0 ? argv[2] : NULL;
 
@@ -533,6 +563,6 @@ int main(int argc, char **argv)
 			return check_result();
 		}
 	}
-	fprintf(stderr, "usage: precopy --case initial|dirty|overrun|reinit|wire-off|devmodel\n");
+	fprintf(stderr, "usage: precopy --case initial|dirty|overrun|live-cap|reinit|wire-off|devmodel\n");
 	return 2;
 }
