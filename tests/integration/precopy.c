@@ -23,6 +23,10 @@
  *            moves far faster than the cap would let it.
  *   reinit   after readiness a device reports new initial bytes (REINIT): readiness goes back
  *            to 0, then 1 again once they are read.
+ *   wire     the bytes on the wire, captured from a source: with the extension on but no
+ *            live phase (no pre-copy device, or stop_copy() before start) they are the plain
+ *            QEMU stream byte for byte; with a live phase, the same bytes but for bit 31 of
+ *            the VFIO flags of the packets read live.
  *   wire-off the destination without the extension rejects the first PRECOPY packet
  *            (VFIO_FLAGS) and both sides fail.
  *   devmodel the bench's device model instead of memfds (tools/bench/devmodel.h): reads block
@@ -40,6 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -337,7 +342,7 @@ static void teardown(void)
 {
 	vfio_uring_engine_destroy(src);
 	vfio_uring_engine_destroy(dst);
-	for (unsigned i = 0; i < DEVICES; i++) {
+	for (unsigned i = 0; i < DEVICES && devs[i].dst_fd > 0; i++) { /* set up (not wire) */
 		close(devs[i].src_fd);
 		close(devs[i].dst_fd);
 		if (devs[i].ref_fd != devs[i].src_fd)
@@ -468,6 +473,118 @@ static void case_reinit(void)
 	stop_and_finish(100 << 10);
 }
 
+enum capture_mode { PLAIN, FLAG_ONLY, STOPPED_BEFORE_START, LIVE };
+
+/* Everything a source puts on its one channel for a 3 MiB device, in the given mode. */
+static uint8_t *capture(enum capture_mode mode, size_t *len)
+{
+	struct vfio_uring_engine_opts so;
+	struct vfio_uring_device_opts o;
+	struct device d = { .initial_end = 3 << 20 };
+	size_t cap = 8 << 20, n = 0;
+	uint8_t *buf = malloc(cap);
+	uint64_t deadline = now_ms() + 20000;
+	int sv[2], ret = 0;
+	bool stopped = false;
+
+	ASSERT(buf && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0, "socketpair");
+	d.src_fd = d.ref_fd = pattern_memfd("src", 0, 3 << 20, 0x77);
+	d.produced = 3 << 20;
+	ASSERT(d.src_fd >= 0, "memfd");
+	vfio_uring_engine_opts_init(&so, VFIO_URING_SOURCE);
+	memcpy(so.uuid, test_uuid, 16);
+	so.chunk_size = 256 << 10;
+	so.flags = mode == PLAIN ? 0 : VFIO_URING_ENGINE_F_PRECOPY;
+	so.precopy_poll_ms = 2;
+	ASSERT(vfio_uring_engine_create(&so, &src) == 0, "source");
+	ASSERT(vfio_uring_engine_add_channel(src, sv[0]) == 0, "channel");
+	vfio_uring_device_opts_init(&o);
+	o.idstr = "0000:00:03.0/vfio";
+	o.data_fd = d.src_fd;
+	o.opaque = &d;
+	o.save_config = save_config;
+	o.precopy_info = mode == STOPPED_BEFORE_START || mode == LIVE ? precopy_info : NULL;
+	ASSERT(vfio_uring_engine_add_device(src, &o, &d.src_dev) == 0, "device");
+	if (mode == STOPPED_BEFORE_START)
+		ASSERT(vfio_uring_engine_stop_copy(src) == 0, "stop_copy before start");
+	ASSERT(vfio_uring_engine_start(src) == 0, "start");
+	while (now_ms() < deadline) {
+		struct pollfd p[2] = { { .fd = vfio_uring_engine_get_fd(src), .events = POLLIN },
+				       { .fd = sv[1], .events = POLLIN } };
+		ssize_t got;
+
+		poll(p, 2, 2);
+		ret = vfio_uring_engine_process(src);
+		while ((got = recv(sv[1], buf + n, cap - n, MSG_DONTWAIT)) > 0)
+			n += (size_t)got;
+		/* Live: every byte read, the device waits for more; the VMM stops the VM. */
+		if (mode == LIVE && !stopped && status(d.src_dev).data_bytes == d.produced) {
+			stopped = true;
+			ASSERT(vfio_uring_engine_stop_copy(src) == 0, "stop_copy");
+		}
+		if (ret != 0)
+			break;
+	}
+	CHECK(ret == 1, "the source finished (%d)", ret);
+	vfio_uring_engine_destroy(src);
+	src = NULL;
+	close(sv[0]); /* the peer's EOF after the last byte */
+	while (n < cap) {
+		ssize_t got = recv(sv[1], buf + n, cap - n, 0);
+
+		if (got <= 0)
+			break;
+		n += (size_t)got;
+	}
+	close(sv[1]);
+	close(d.src_fd);
+	*len = n;
+	return buf;
+}
+
+/* Clears the PRECOPY bit of every packet's VFIO flags; returns how many packets had it. */
+static unsigned clear_precopy_flags(uint8_t *p, size_t len)
+{
+	unsigned flagged = 0;
+
+	for (size_t off = 64; off + 288 <= len;) {
+		uint32_t size = (uint32_t)p[off + 272] << 24 | (uint32_t)p[off + 273] << 16 |
+				(uint32_t)p[off + 274] << 8 | p[off + 275];
+		uint8_t *vflags = p + off + 276 + 8; /* big-endian: bit 31 is the first byte's top */
+
+		flagged += (vflags[0] & 0x80) != 0;
+		vflags[0] &= 0x7f;
+		off += 276 + size;
+	}
+	return flagged;
+}
+
+static void case_wire(void)
+{
+	size_t plain_len, len;
+	uint8_t *plain = capture(PLAIN, &plain_len), *other;
+
+	/* handshake + 12 packets of 256 KiB + the config packet */
+	CHECK(plain_len == 64 + 12 * (288 + (256 << 10)) + 288 + 16 + sizeof(devs[0].config),
+	      "the plain stream's length: %zu", plain_len);
+	other = capture(FLAG_ONLY, &len);
+	CHECK(len == plain_len && memcmp(other, plain, len) == 0,
+	      "the extension on, no pre-copy device: QEMU's bytes exactly");
+	free(other);
+	other = capture(STOPPED_BEFORE_START, &len);
+	CHECK(len == plain_len && memcmp(other, plain, len) == 0,
+	      "a pre-copy device stopped before start: QEMU's bytes exactly");
+	free(other);
+	other = capture(LIVE, &len);
+	CHECK(len == plain_len, "live: the same length (%zu)", len);
+	if (len == plain_len) {
+		CHECK(clear_precopy_flags(other, len) == 12, "live: every data packet has PRECOPY");
+		CHECK(memcmp(other, plain, len) == 0, "live: the same bytes but for that bit");
+	}
+	free(other);
+	free(plain);
+}
+
 static void case_wire_off(void)
 {
 	uint64_t deadline = now_ms() + 10000;
@@ -552,7 +669,7 @@ int main(int argc, char **argv)
 	} cases[] = { { "initial", case_initial }, { "dirty", case_dirty },
 		      { "overrun", case_overrun }, { "live-cap", case_live_cap },
 		      { "reinit", case_reinit },
-		      { "wire-off", case_wire_off }, { "devmodel", case_devmodel } };
+		      { "wire", case_wire }, { "wire-off", case_wire_off }, { "devmodel", case_devmodel } };
 	const char *which = argc == 3 && strcmp(argv[1], "--case") == 0 ? argv[2] : NULL;
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -563,6 +680,6 @@ int main(int argc, char **argv)
 			return check_result();
 		}
 	}
-	fprintf(stderr, "usage: precopy --case initial|dirty|overrun|live-cap|reinit|wire-off|devmodel\n");
+	fprintf(stderr, "usage: precopy --case initial|dirty|overrun|live-cap|reinit|wire|wire-off|devmodel\n");
 	return 2;
 }
