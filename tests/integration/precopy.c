@@ -14,6 +14,8 @@
  * Cases (--case):
  *   initial  initial bytes only: readiness comes once they are read; the destination writes
  *            them before switchover start; the stop-copy part follows in the same stream.
+ *   small-cap initial with a destination cap of 4 packets: the pre-copy data (6 MiB) flows
+ *            through it before switchover start, the peak stays within it.
  *   dirty    dirty bytes at 4 MiB/s per device for 0.5 s: they move live, readiness is
  *            reached within the downtime limit.
  *   overrun  a 2 MiB/s link (the cap in both phases) and 8 MiB/s of dirty bytes: the
@@ -78,6 +80,7 @@ struct device {
 
 static struct device devs[DEVICES];
 static struct devmodel *model; /* the devmodel case: the devices' data fds are its files */
+static size_t dst_cap;         /* the destination's buffer cap (0: the default) */
 static struct vfio_uring_engine *src, *dst;
 static unsigned ready_calls, ready_now;
 
@@ -194,6 +197,10 @@ static void setup(bool dst_extension, unsigned downtime_ms)
 	memcpy(dso.uuid, test_uuid, 16);
 	dso.flags = dst_extension ? VFIO_URING_ENGINE_F_PRECOPY : 0;
 	dso.progress_timeout_ms = 20000;
+	if (dst_cap) {
+		dso.buffer_cap = dst_cap;
+		dso.max_packet_size = (256 << 10) + 12; /* one chunk and its VFIO header */
+	}
 	ASSERT(vfio_uring_engine_create(&so, &src) == 0, "source");
 	ASSERT(vfio_uring_engine_create(&dso, &dst) == 0, "destination");
 	ASSERT(tcp_loopback_channels(src_socks, dst_socks, CHANNELS, false) == 0, "channels");
@@ -387,6 +394,17 @@ static void case_initial(void)
 	st = precopy_status();
 	CHECK(!st.live && st.precopy_bytes == devs[0].initial_end + devs[1].initial_end,
 	      "live %u, precopy bytes %llu", st.live, (unsigned long long)st.precopy_bytes);
+}
+
+static void case_small_cap(void)
+{
+	struct vfio_uring_engine_stats st;
+
+	dst_cap = 4 * (260 << 10); /* 4 packets of a chunk, each charged in 4 KiB granules */
+	case_initial();
+	ASSERT(vfio_uring_engine_get_stats(dst, &st, sizeof(st)) == 0, "stats");
+	CHECK(st.buffer_peak <= dst_cap, "buffer peak %llu within the cap %zu",
+	      (unsigned long long)st.buffer_peak, dst_cap);
 }
 
 static void case_dirty(void)
@@ -666,7 +684,8 @@ int main(int argc, char **argv)
 	static const struct {
 		const char *name;
 		void (*run)(void);
-	} cases[] = { { "initial", case_initial }, { "dirty", case_dirty },
+	} cases[] = { { "initial", case_initial }, { "small-cap", case_small_cap },
+		      { "dirty", case_dirty },
 		      { "overrun", case_overrun }, { "live-cap", case_live_cap },
 		      { "reinit", case_reinit },
 		      { "wire", case_wire }, { "wire-off", case_wire_off }, { "devmodel", case_devmodel } };
@@ -680,6 +699,6 @@ int main(int argc, char **argv)
 			return check_result();
 		}
 	}
-	fprintf(stderr, "usage: precopy --case initial|dirty|overrun|live-cap|reinit|wire|wire-off|devmodel\n");
+	fprintf(stderr, "usage: precopy --case initial|small-cap|dirty|overrun|live-cap|reinit|wire|wire-off|devmodel\n");
 	return 2;
 }
