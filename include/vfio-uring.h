@@ -446,7 +446,10 @@ enum vfio_uring_device_state {
 	X(FALLOUT, 42, ECANCELED, BOTH,                                                        \
 	  "a device's only: the migration failed elsewhere (another device, a channel, the "    \
 	  "engine); the engine's reason says why")                                             \
-	X(PRECOPY_INFO, 44, 0, SOURCE, "the precopy_info callback failed: its return value")
+	X(PRECOPY_INFO, 44, 0, SOURCE, "the precopy_info callback failed: its return value")    \
+	X(PEER_CLOSED, 45, 0, SOURCE,                                                          \
+	  "the destination closed (EPIPE) or reset (ECONNRESET) a channel during the transfer: "\
+	  "it failed or was cancelled, and its own reason says why")
 
 #define VFIO_URING_REASONS(X) VFIO_URING_REASONS_WIRE(X) VFIO_URING_REASONS_OTHER(X)
 

@@ -723,8 +723,8 @@ static void dispatch(struct vfio_uring_engine *e, struct io_uring_cqe *cqe)
 	case VU_OP_CHANNEL_RECV:
 		e->ops->channel_io_done(op->owner, cqe->res);
 		break;
-	case VU_OP_SIDE_TIMER:
-		e->ops->timer_done(op, cqe->res);
+	case VU_OP_SIDE:
+		e->ops->side_op_done(op, cqe->res);
 		break;
 	default:
 		__builtin_unreachable();

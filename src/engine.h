@@ -37,7 +37,8 @@ enum vu_op_kind {
 	VU_OP_DEVICE_WRITE,     /* destination: write(data_fd) of a packet's data */
 	VU_OP_CHANNEL_SEND,     /* source: send a handshake or packet */
 	VU_OP_CHANNEL_RECV,     /* destination: receive a handshake, header or payload */
-	VU_OP_SIDE_TIMER,       /* a side's own timer (source: the bandwidth cap's pace) */
+	VU_OP_SIDE,             /* a side's own operation, owner the engine (source: the pace
+				   and pre-copy poll timers, each channel's peer watch) */
 };
 
 struct vu_op {
@@ -108,6 +109,13 @@ struct vu_channel {
 			size_t send_offset;      /* bytes of the head (or handshake) already sent */
 			bool handshake_pending;  /* the handshake goes out before any packet */
 			bool paced;              /* its next packet waits for the bandwidth cap */
+			/*
+			 * A receive that peeks at what the destination sends: nothing, until it
+			 * closes or resets the channel (it failed), which a source that is not
+			 * sending would otherwise learn only at its next send.
+			 */
+			struct vu_op watch;
+			uint8_t watch_byte;
 		};
 
 		struct { /* destination */
@@ -339,7 +347,7 @@ struct vu_side_ops {
 	int (*start)(struct vfio_uring_engine *e);
 	void (*device_io_done)(struct vfio_uring_device *dev, int res);
 	void (*channel_io_done)(struct vu_channel *chan, int res);
-	void (*timer_done)(struct vu_op *timer, int res); /* VU_OP_SIDE_TIMER; owner: the engine */
+	void (*side_op_done)(struct vu_op *op, int res); /* VU_OP_SIDE */
 	/* switchover_start() was called, before or after start (NULL: the side has none). */
 	void (*switchover)(struct vfio_uring_engine *e);
 	/* Failure: cancel the side's own operations in flight (vu_engine_cancel_op); NULL: none. */

@@ -23,6 +23,7 @@
  */
 #include <assert.h>
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -324,6 +325,21 @@ static bool read_was_fast(const struct vfio_uring_device *dev, int res)
 	return took <= (uint64_t)res + 50000u; /* 1 ns per byte, plus 50 us for the round trip */
 }
 
+/*
+ * Watches the channel's peer with a receive that peeks: a destination sends nothing on a
+ * channel, so the receive completes only when it closes (0) or resets (<0) the channel, or
+ * when the caller's own protocol puts bytes there (a VMM's verdict after the transfer: left
+ * unread, for the caller).
+ */
+static void watch_peer(struct vu_channel *chan)
+{
+	struct vfio_uring_engine *e = chan->engine;
+	struct io_uring_sqe *sqe = vu_engine_get_sqe(e);
+
+	io_uring_prep_recv(sqe, chan->fd, &chan->watch_byte, 1, MSG_PEEK);
+	vu_op_submitted(e, &chan->watch, sqe);
+}
+
 static int source_start(struct vfio_uring_engine *e)
 {
 	e->src.read_size = read_size(e);
@@ -348,9 +364,11 @@ static int source_start(struct vfio_uring_engine *e)
 		struct vu_channel *chan = &e->channels[i];
 
 		STAILQ_INIT(&chan->send_queue); /* here: add_channel() moves the channels */
+		chan->watch = (struct vu_op){ .kind = VU_OP_SIDE, .owner = e };
 		vu_wire_encode_handshake(chan->handshake, e->opts.uuid, (uint8_t)i);
 		chan->handshake_pending = true;
 		channel_kick(chan);
+		watch_peer(chan);
 	}
 	vu_precopy_start(e);
 	for (unsigned i = 0; i < e->n_devices; i++)
@@ -429,12 +447,36 @@ static void kick_paced_channels(struct vfio_uring_engine *e)
 	}
 }
 
-static void timer_done(struct vu_op *timer, int res)
+static void watch_done(struct vu_channel *chan, int res)
 {
-	struct vfio_uring_engine *e = timer->owner;
+	struct vfio_uring_engine *e = chan->engine;
 
-	if (timer == &e->src.poll_timer) {
+	/*
+	 * Only while RUNNING: after the last device is DONE the destination may close at once
+	 * (the sends' completions come before its close), and a failed engine knows already.
+	 */
+	if (res > 0 || res == -ECANCELED || e->state != VU_ENGINE_RUNNING)
+		return;
+	if (res == -EINTR || res == -EAGAIN) {
+		watch_peer(chan);
+		return;
+	}
+	vu_engine_fail(e, NULL, chan, VFIO_URING_REASON_PEER_CLOSED, res ? res : -EPIPE,
+		       "the destination %s the channel during the transfer (it failed or was "
+		       "cancelled: its own error says why)",
+		       res ? "reset" : "closed");
+}
+
+static void side_op_done(struct vu_op *op, int res)
+{
+	struct vfio_uring_engine *e = op->owner;
+
+	if (op == &e->src.poll_timer) {
 		vu_precopy_timer_done(e, res);
+		return;
+	}
+	if (op != &e->src.pace_timer) {
+		watch_done((struct vu_channel *)((char *)op - offsetof(struct vu_channel, watch)), res);
 		return;
 	}
 	/* the pace timer */
@@ -536,8 +578,8 @@ static void release_buffers(struct vfio_uring_engine *e)
 static void source_init(struct vfio_uring_engine *e)
 {
 	STAILQ_INIT(&e->src.waiting);
-	e->src.pace_timer = (struct vu_op){ .kind = VU_OP_SIDE_TIMER, .owner = e };
-	e->src.poll_timer = (struct vu_op){ .kind = VU_OP_SIDE_TIMER, .owner = e };
+	e->src.pace_timer = (struct vu_op){ .kind = VU_OP_SIDE, .owner = e };
+	e->src.poll_timer = (struct vu_op){ .kind = VU_OP_SIDE, .owner = e };
 }
 
 static void device_init(struct vfio_uring_device *dev, const struct vfio_uring_device_opts *opts)
@@ -549,6 +591,14 @@ static void source_cancel(struct vfio_uring_engine *e)
 {
 	vu_engine_cancel_op(e, &e->src.pace_timer);
 	vu_engine_cancel_op(e, &e->src.poll_timer);
+	for (unsigned i = 0; i < e->n_channels; i++)
+		vu_engine_cancel_op(e, &e->channels[i].watch);
+}
+
+/* Every device DONE: the watches are all that may still be in flight. */
+static void source_finish(struct vfio_uring_engine *e)
+{
+	source_cancel(e);
 }
 
 /* While live, an idle device may stay idle for as long as the VM runs: no timeout. */
@@ -566,7 +616,8 @@ const struct vu_side_ops vu_source_ops = {
 	.start = source_start,
 	.device_io_done = read_done,
 	.channel_io_done = send_done,
-	.timer_done = timer_done,
+	.side_op_done = side_op_done,
+	.finish = source_finish,
 	.release_buffers = release_buffers,
 	.progress_expected = progress_expected,
 };

@@ -42,14 +42,18 @@ static void check_one_of(int err, const int *allowed, int n, const char *what)
 	CHECK(0, "%s: error %d (%s) is not one of the expected", what, err, strerror(-err));
 }
 
-/* The source side's view after its peer failed: a send failed, some errno from the socket. */
+/*
+ * The source side's view after its peer failed: a send failed, or the channel's watch saw
+ * the peer close or reset it first; some errno from the socket.
+ */
 static void check_peer_gone(struct vfio_uring_engine *src, int rc)
 {
 	static const int errnos[] = { -EPIPE, -ECONNRESET, -ENOTCONN, -ESHUTDOWN };
-	static const enum vfio_uring_reason reasons[] = { VFIO_URING_REASON_SOCKET_SEND };
+	static const enum vfio_uring_reason reasons[] = { VFIO_URING_REASON_SOCKET_SEND,
+							  VFIO_URING_REASON_PEER_CLOSED };
 
 	check_one_of(rc, errnos, 4, "source");
-	rl_check_reason_one_of(src, reasons, 1, "source");
+	rl_check_reason_one_of(src, reasons, 2, "source");
 }
 
 /*
