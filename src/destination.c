@@ -21,9 +21,9 @@
  * ("parked") until a write frees a buffer: its data waits in the socket buffers and TCP
  * backpressure slows the source. Before switchover start nothing but pre-copy data is
  * written, so parked channels wait for it (QEMU's source starts sending before the
- * destination's VMM has seen the switchover command). The engine owns its sockets, so it can do what QEMU's receive
- * threads, which also carry RAM, cannot; a caller who wants QEMU 10.1's fail-fast limit
- * (x-migration-max-queued-buffers-size) sets max_queued_bytes.
+ * destination's VMM has seen the switchover command). The engine owns its sockets, so it
+ * can do what QEMU's receive threads, which also carry RAM, cannot; a caller who wants QEMU
+ * 10.1's fail-fast limit (x-migration-max-queued-buffers-size) sets max_queued_bytes.
  *
  * Progress: packets that do not fill a device's next gap (its lowest idx not received yet)
  * may not use the last `reserve` bytes of the cap (one largest packet per channel): those
@@ -312,8 +312,8 @@ static void buffers_freed(struct vfio_uring_engine *e)
 			e->dst.parked--;
 		}
 	}
-	if (e->dst.switchover && e->dst.parked && e->dst.parked == e->dst.channels_open && !vu_engine_failed(e) &&
-	    e->device_io == 0)
+	if (e->dst.switchover && e->dst.parked && e->dst.parked == e->dst.channels_open &&
+	    !vu_engine_failed(e) && e->device_io == 0)
 		vu_engine_fail(e, TAILQ_FIRST(&e->dst.parked_channels)->target,
 			       TAILQ_FIRST(&e->dst.parked_channels),
 			       VFIO_URING_REASON_BUFFER_CAP, 0,

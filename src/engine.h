@@ -388,7 +388,8 @@ void vu_precopy_timer_done(struct vfio_uring_engine *e, int res);
 void vu_precopy_stop_copy(struct vfio_uring_engine *e);
 void vu_precopy_device_status(const struct vfio_uring_device *dev,
 			      struct vfio_uring_precopy_status *st);
-void vu_precopy_engine_status(const struct vfio_uring_engine *e, struct vfio_uring_precopy_status *st);
+void vu_precopy_engine_status(const struct vfio_uring_engine *e,
+			      struct vfio_uring_precopy_status *st);
 
 /* destination.c */
 extern const struct vu_side_ops vu_destination_ops;

@@ -131,7 +131,8 @@ void vu_precopy_device_status(const struct vfio_uring_device *dev,
  * Sums over the devices. Devices are read in parallel, so the slowest sets the time; under a
  * stop-copy cap, so may the bytes of every device plus the packets already queued.
  */
-void vu_precopy_engine_status(const struct vfio_uring_engine *e, struct vfio_uring_precopy_status *st)
+void vu_precopy_engine_status(const struct vfio_uring_engine *e,
+			      struct vfio_uring_precopy_status *st)
 {
 	uint64_t link_us;
 

@@ -17,8 +17,8 @@
  * memory copy share a small window instead (see source_start).
  *
  * What an ACTIVE device does is its enum vu_src_state (engine.h), changed only by
- * vu_source_set_state(). A device is DONE when its config packet and every data packet have been
- * sent. A pre-copy device streams live first (precopy.c): its reads until stop_copy() make
+ * vu_source_set_state(). A device is DONE when its config packet and every data packet have
+ * been sent. A pre-copy device streams live first (precopy.c): its reads until stop_copy() make
  * PRECOPY packets, and a read that finds nothing then waits for the poll timer.
  */
 #include <assert.h>
@@ -33,7 +33,8 @@
 /* A source device's legal transitions (enum vu_src_state): a bit per target state. */
 static const unsigned src_transitions[] = {
 	[VU_SRC_IDLE] = 1u << VU_SRC_READING | 1u << VU_SRC_WAIT_READ,
-	[VU_SRC_READING] = 1u << VU_SRC_IDLE | 1u << VU_SRC_END_OF_STREAM | 1u << VU_SRC_PRECOPY_WAIT,
+	[VU_SRC_READING] = 1u << VU_SRC_IDLE | 1u << VU_SRC_END_OF_STREAM |
+			   1u << VU_SRC_PRECOPY_WAIT,
 	[VU_SRC_WAIT_READ] = 1u << VU_SRC_READING,
 	[VU_SRC_END_OF_STREAM] = 1u << VU_SRC_WAIT_CONFIG | 1u << VU_SRC_SENDING,
 	[VU_SRC_WAIT_CONFIG] = 1u << VU_SRC_SENDING,
@@ -150,8 +151,8 @@ static struct vu_channel *least_loaded_channel(struct vfio_uring_device *dev)
 		if (!best || chan->outstanding < best->outstanding)
 			best = chan;
 	}
-	if (dev->last_channel &&
-	    dev->last_channel->outstanding <= best->outstanding + VU_WIRE_PACKET_OVERHEAD + e->src.read_size)
+	if (dev->last_channel && dev->last_channel->outstanding <=
+				     best->outstanding + VU_WIRE_PACKET_OVERHEAD + e->src.read_size)
 		best = dev->last_channel;
 	else
 		e->src.next_channel = (best->index + 1) % e->n_channels;

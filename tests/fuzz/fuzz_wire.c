@@ -90,7 +90,8 @@ static void vfio(const uint8_t *data, size_t len)
 	int err;
 
 	memset(msg, 'x', sizeof(msg));
-	err = vu_wire_decode_vfio_header(data, len, VU_WIRE_VFIO_FLAGS_QEMU, &vh, msg, sizeof(msg));
+	err = vu_wire_decode_vfio_header(data, len, VU_WIRE_VFIO_FLAGS_QEMU, &vh, msg,
+					 sizeof(msg));
 	check_msg(err, msg, sizeof(msg));
 	ASSERT(err == 0 || err == VU_EVFIO_SHORT || err == VU_EVFIO_VERSION ||
 	       err == VU_EVFIO_FLAGS || err == VU_EVFIO_IDX_INVALID, "VFIO header decoder");

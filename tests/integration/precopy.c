@@ -139,7 +139,8 @@ static int precopy_info(void *opaque, struct vfio_uring_precopy_info *info)
 		info->flags = VFIO_URING_PRECOPY_F_REINIT;
 	}
 	info->initial_bytes = (uint64_t)pos < d->initial_end ? d->initial_end - (uint64_t)pos : 0;
-	info->dirty_bytes = d->produced - ((uint64_t)pos > d->initial_end ? (uint64_t)pos : d->initial_end);
+	info->dirty_bytes =
+		d->produced - ((uint64_t)pos > d->initial_end ? (uint64_t)pos : d->initial_end);
 	return 0;
 }
 
@@ -697,6 +698,7 @@ int main(int argc, char **argv)
 			return check_result();
 		}
 	}
-	fprintf(stderr, "usage: precopy --case initial|small-cap|dirty|overrun|live-cap|reinit|wire|wire-off|devmodel\n");
+	fprintf(stderr, "usage: precopy --case initial|small-cap|dirty|overrun|live-cap|reinit|"
+			"wire|wire-off|devmodel\n");
 	return 2;
 }

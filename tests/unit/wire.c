@@ -11,6 +11,8 @@
 
 #include "check.h"
 
+#define QEMU_FLAGS VU_WIRE_VFIO_FLAGS_QEMU /* the plain wire: no pre-copy extension */
+
 
 static void check_bytes(const char *what, const uint8_t *got, const uint8_t *want, size_t n)
 {
@@ -116,7 +118,7 @@ static void test_vfio_golden(void)
 	check_bytes("vfio data header", out, data_want, 12);
 	vu_wire_encode_vfio_header(out, 0x12345678, VU_WIRE_VFIO_FLAG_CONFIG_STATE);
 	check_bytes("vfio config header", out, config_want, 12);
-	CHECK(vu_wire_decode_vfio_header(config_want, 12, VU_WIRE_VFIO_FLAGS_QEMU, &vh, msg, sizeof(msg)) == 0 &&
+	CHECK(vu_wire_decode_vfio_header(config_want, 12, QEMU_FLAGS, &vh, msg, sizeof(msg)) == 0 &&
 	      vh.idx == 0x12345678 && vh.flags == 1 && vh.version == 0, "vfio decode");
 
 	memcpy(out + 8, "conf", 4);
@@ -171,13 +173,27 @@ static void test_vfio_checks(void)
 	uint8_t cfg[24];
 
 	vu_wire_encode_vfio_header(in, 1, 0);
-	CHECK(vu_wire_decode_vfio_header(in, 11, VU_WIRE_VFIO_FLAGS_QEMU, &vh, msg, sizeof(msg)) == VU_EVFIO_SHORT, "short");
+	CHECK(vu_wire_decode_vfio_header(in, 11, QEMU_FLAGS, &vh, msg, sizeof(msg)) == VU_EVFIO_SHORT,
+	      "short");
 	vu_put_be32(in, 1);
-	CHECK(vu_wire_decode_vfio_header(in, 12, VU_WIRE_VFIO_FLAGS_QEMU, &vh, msg, sizeof(msg)) == VU_EVFIO_VERSION, "version");
+	CHECK(vu_wire_decode_vfio_header(in, 12, QEMU_FLAGS, &vh, msg, sizeof(msg)) == VU_EVFIO_VERSION,
+	      "version");
 	vu_wire_encode_vfio_header(in, 1, 0x2);
-	CHECK(vu_wire_decode_vfio_header(in, 12, VU_WIRE_VFIO_FLAGS_QEMU, &vh, msg, sizeof(msg)) == VU_EVFIO_FLAGS, "flags");
+	CHECK(vu_wire_decode_vfio_header(in, 12, QEMU_FLAGS, &vh, msg, sizeof(msg)) == VU_EVFIO_FLAGS,
+	      "flags");
+	/* The pre-copy extension's flag: unknown on the plain wire, known with the extension. */
+	vu_wire_encode_vfio_header(in, 3, VU_WIRE_VFIO_FLAG_PRECOPY);
+	CHECK(in[8] == 0x80 && in[9] == 0 && in[10] == 0 && in[11] == 0,
+	      "PRECOPY is bit 31 of the big-endian flags");
+	CHECK(vu_wire_decode_vfio_header(in, 12, QEMU_FLAGS, &vh, msg, sizeof(msg)) == VU_EVFIO_FLAGS,
+	      "PRECOPY on the plain wire");
+	CHECK(vu_wire_decode_vfio_header(in, 12, QEMU_FLAGS | VU_WIRE_VFIO_FLAG_PRECOPY, &vh, msg,
+					 sizeof(msg)) == 0 &&
+		      vh.flags == VU_WIRE_VFIO_FLAG_PRECOPY && vh.idx == 3,
+	      "PRECOPY with the extension");
 	vu_wire_encode_vfio_header(in, UINT32_MAX, 0);
-	CHECK(vu_wire_decode_vfio_header(in, 12, VU_WIRE_VFIO_FLAGS_QEMU, &vh, msg, sizeof(msg)) == VU_EVFIO_IDX_INVALID,
+	CHECK(vu_wire_decode_vfio_header(in, 12, QEMU_FLAGS, &vh, msg, sizeof(msg)) ==
+		      VU_EVFIO_IDX_INVALID,
 	      "idx UINT32_MAX");
 
 	vu_wire_frame_config(cfg, 8);

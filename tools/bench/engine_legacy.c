@@ -125,7 +125,8 @@ static int legacy_dst_run(struct side_ctx *ctx, double switchover_at)
 			snprintf(msg, sizeof(msg), "device %d: truncated payload", dev);
 			break;
 		}
-		err = vu_wire_decode_vfio_header(l->buf, hdr.next_packet_size, VU_WIRE_VFIO_FLAGS_QEMU, &vh, msg, sizeof(msg));
+		err = vu_wire_decode_vfio_header(l->buf, hdr.next_packet_size,
+						 VU_WIRE_VFIO_FLAGS_QEMU, &vh, msg, sizeof(msg));
 		if (err)
 			break;
 		if (vh.idx != next_idx[dev]) {

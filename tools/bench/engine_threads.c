@@ -461,7 +461,8 @@ static int load_state_buffer(struct tdst *d, unsigned dev, const uint8_t *payloa
 {
 	struct load_device *ld = &d->dev[dev];
 	struct vu_wire_vfio_header vh;
-	int err = vu_wire_decode_vfio_header(payload, len, VU_WIRE_VFIO_FLAGS_QEMU, &vh, msg, msg_len);
+	int err = vu_wire_decode_vfio_header(payload, len, VU_WIRE_VFIO_FLAGS_QEMU, &vh, msg,
+					     msg_len);
 	size_t dlen = len - VU_WIRE_VFIO_HEADER_SIZE;
 	uint8_t *copy;
 
