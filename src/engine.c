@@ -421,7 +421,11 @@ int vfio_uring_engine_start(struct vfio_uring_engine *e)
 	ret = e->ops->start(e);
 	if (ret)
 		return ret;
-	if (e->devices_active == 0)
+	/*
+	 * No device left: nothing to do, or a callback the side ran (precopy_info,
+	 * precopy_ready) failed or cancelled the migration, which process() then reports.
+	 */
+	if (e->devices_active == 0 && !vu_engine_failed(e))
 		vu_engine_set_state(e, VU_ENGINE_FINISHING);
 	/* Push the first batch to the kernel now, so a poller sees progress. */
 	io_uring_submit(&e->ring);

@@ -25,6 +25,10 @@
  *            moves far faster than the cap would let it.
  *   reinit   after readiness a device reports new initial bytes (REINIT): readiness goes back
  *            to 0, then 1 again once they are read.
+ *   cancel-in-ready  cancel() from the precopy_ready callback: both sides fail, each device
+ *            reports once (CANCELLED on the source).
+ *   info-fails a precopy_info callback returns -EIO: that device fails with PRECOPY_INFO and
+ *            its errno, the message names it, the other device falls out.
  *   wire     the bytes on the wire, captured from a source: with the extension on but no
  *            live phase (no pre-copy device, or stop_copy() before start) they are the plain
  *            QEMU stream byte for byte; with a live phase, the same bytes but for bit 31 of
@@ -84,6 +88,8 @@ static struct devmodel *model; /* the devmodel case: the devices' data fds are i
 static size_t dst_cap;         /* the destination's buffer cap (0: the default) */
 static struct vfio_uring_engine *src, *dst;
 static unsigned ready_calls, ready_now;
+static bool cancel_when_ready;  /* cancel-in-ready: the callback cancels the migration */
+static int info_error;          /* info-fails: device 1's precopy_info returns this */
 
 /* Appends n pseudo-random bytes to the device's stream. */
 static void produce(struct device *d, uint64_t n)
@@ -128,6 +134,8 @@ static int precopy_info(void *opaque, struct vfio_uring_precopy_info *info)
 
 	if (pos < 0)
 		return -errno;
+	if (info_error && d == &devs[1])
+		return info_error;
 	if (d->reinit_bytes) {
 		/*
 		 * The device reconfigures while it reports: the engine sees REINIT before it can
@@ -177,6 +185,8 @@ static void on_ready(struct vfio_uring_engine *e, void *opaque,
 	CHECK(e == src, "the callback names its engine");
 	ready_calls++;
 	ready_now = st->ready;
+	if (cancel_when_ready)
+		CHECK(vfio_uring_engine_cancel(e) == 0, "cancel from precopy_ready");
 }
 
 static void setup(bool dst_extension, unsigned downtime_ms)
@@ -493,6 +503,66 @@ static void case_reinit(void)
 	stop_and_finish(100 << 10);
 }
 
+/* Turns the loop until both engines have failed and every device has reported FAILED. */
+static void run_until_failed(void)
+{
+	uint64_t deadline = now_ms() + 10000;
+
+	while (now_ms() < deadline) {
+		bool all = vfio_uring_engine_error(src, NULL) < 0 &&
+			   vfio_uring_engine_error(dst, NULL) < 0;
+
+		for (unsigned i = 0; i < DEVICES; i++)
+			all &= status(devs[i].src_dev).state == VFIO_URING_DEVICE_FAILED &&
+			       status(devs[i].dst_dev).state == VFIO_URING_DEVICE_FAILED;
+		if (all)
+			return;
+		turn(5);
+	}
+	CHECK(0, "both sides and every device failed within 10 s");
+}
+
+/* cancel() from precopy_ready: the source fails CANCELLED, each device reports once. */
+static void case_cancel_in_ready(void)
+{
+	setup(true, 0);
+	cancel_when_ready = true;
+	start(1 << 20);
+	run_until_failed();
+	CHECK(ready_calls == 1, "readiness reported once (%u)", ready_calls);
+	CHECK(vfio_uring_engine_reason(src) == VFIO_URING_REASON_CANCELLED, "source reason %s",
+	      vfio_uring_reason_name(vfio_uring_engine_reason(src)));
+	for (unsigned i = 0; i < DEVICES; i++) {
+		CHECK(devs[i].done_calls == 2, "device %u: done once per side (%u calls)", i,
+		      devs[i].done_calls);
+		CHECK(status(devs[i].src_dev).error == -ECANCELED, "device %u: source error %d", i,
+		      status(devs[i].src_dev).error);
+	}
+}
+
+/* precopy_info fails: that device fails with PRECOPY_INFO and the callback's errno. */
+static void case_info_fails(void)
+{
+	struct vfio_uring_device_status st;
+	const char *msg = "";
+
+	setup(true, 0);
+	info_error = -EIO;
+	start(1 << 20);
+	run_until_failed();
+	CHECK(vfio_uring_engine_reason(src) == VFIO_URING_REASON_PRECOPY_INFO &&
+	      vfio_uring_engine_error(src, &msg) == -EIO,
+	      "source: reason %s, error %d", vfio_uring_reason_name(vfio_uring_engine_reason(src)),
+	      vfio_uring_engine_error(src, NULL));
+	CHECK(strstr(msg, devs[1].idstr) && strstr(msg, "precopy_info"), "message: %s", msg);
+	st = status(devs[1].src_dev);
+	CHECK(st.reason == VFIO_URING_REASON_PRECOPY_INFO && st.error == -EIO,
+	      "the device that failed: reason %s", vfio_uring_reason_name(st.reason));
+	st = status(devs[0].src_dev);
+	CHECK(st.reason == VFIO_URING_REASON_FALLOUT, "the other device: reason %s",
+	      vfio_uring_reason_name(st.reason));
+}
+
 enum capture_mode { PLAIN, FLAG_ONLY, STOPPED_BEFORE_START, LIVE };
 
 /* Everything a source puts on its one channel for a 3 MiB device, in the given mode. */
@@ -686,7 +756,8 @@ int main(int argc, char **argv)
 	} cases[] = { { "initial", case_initial }, { "small-cap", case_small_cap },
 		      { "dirty", case_dirty },
 		      { "overrun", case_overrun }, { "live-cap", case_live_cap },
-		      { "reinit", case_reinit },
+		      { "reinit", case_reinit }, { "cancel-in-ready", case_cancel_in_ready },
+		      { "info-fails", case_info_fails },
 		      { "wire", case_wire }, { "wire-off", case_wire_off }, { "devmodel", case_devmodel } };
 	const char *which = argc == 3 && strcmp(argv[1], "--case") == 0 ? argv[2] : NULL;
 
@@ -699,6 +770,6 @@ int main(int argc, char **argv)
 		}
 	}
 	fprintf(stderr, "usage: precopy --case initial|small-cap|dirty|overrun|live-cap|reinit|"
-			"wire|wire-off|devmodel\n");
+			"cancel-in-ready|info-fails|wire|wire-off|devmodel\n");
 	return 2;
 }
