@@ -18,6 +18,7 @@
 #include "fake-vfio.h"
 
 #include "check.h"
+#include "glue-common.h"
 
 #define CHANNELS 2
 
@@ -25,65 +26,6 @@
 #define ALL (VFIO_URING_VFIO_MIG_STOP_COPY | VFIO_URING_VFIO_MIG_P2P | VFIO_URING_VFIO_MIG_PRE_COPY)
 
 static uint8_t stream[3000];
-static const char blob[] = "config";
-
-struct user {
-	int done_calls, done_error, config_calls;
-};
-
-static void user_done(void *opaque, int error)
-{
-	struct user *u = opaque;
-	u->done_calls++;
-	u->done_error = error;
-}
-
-static int user_save_config(void *opaque, const void **data, size_t *len)
-{
-	struct user *u = opaque;
-	u->config_calls++;
-	*data = blob;
-	*len = sizeof(blob);
-	return 0;
-}
-
-static int user_load_config(void *opaque, const void *data, size_t len)
-{
-	struct user *u = opaque;
-	u->config_calls++;
-	return len == sizeof(blob) && memcmp(data, blob, len) == 0 ? 0 : -EBADMSG;
-}
-
-static void opts_for(struct vfio_uring_device_opts *o, struct user *u)
-{
-	vfio_uring_device_opts_init(o);
-	o->idstr = "vfio";
-	o->instance_id = 0;
-	o->multifd = VFIO_URING_MULTIFD_ON;
-	o->save_config = user_save_config;
-	o->load_config = user_load_config;
-	o->done = user_done;
-	o->opaque = u;
-	o->data_fd = 12345; /* ignored: the session's fd is used */
-}
-
-static struct vfio_uring_engine *engine_for(enum vfio_uring_side side, const int *socks)
-{
-	struct vfio_uring_engine_opts eo;
-	struct vfio_uring_engine *e = NULL;
-
-	vfio_uring_engine_opts_init(&eo, side);
-	eo.chunk_size = 1000; /* several packets, across both channels */
-	eo.progress_timeout_ms = 10000;
-	if (vfio_uring_engine_create(&eo, &e) < 0)
-		return NULL;
-	for (int i = 0; i < CHANNELS; i++)
-		if (vfio_uring_engine_add_channel(e, socks[i]) < 0) {
-			vfio_uring_engine_destroy(e);
-			return NULL;
-		}
-	return e;
-}
 
 /* Child: the destination. Exit code 0 when everything it checked held. */
 static int destination(const int *socks, bool reject)
@@ -91,7 +33,7 @@ static int destination(const int *socks, bool reject)
 	struct vfio_uring_vfio *dev = NULL;
 	struct vfio_uring_device *edev;
 	struct vfio_uring_device_opts o;
-	struct user u = { 0 };
+	struct glue_user u = { 0 };
 	uint8_t got[sizeof(stream) + 1];
 
 	fake_reset(ALL);
@@ -103,11 +45,12 @@ static int destination(const int *socks, bool reject)
 		fake.fail_leave = VFIO_URING_VFIO_RESUMING;
 	}
 	CHECK(vfio_uring_vfio_from_fd(fake.fd, "fake-dst", &dev) == 0, "from_fd");
-	struct vfio_uring_engine *e = engine_for(VFIO_URING_DESTINATION, socks);
+	struct vfio_uring_engine *e =
+		glue_engine_for(VFIO_URING_DESTINATION, socks, CHANNELS, 0, 1000); /* several packets */
 	CHECK(e != NULL, "engine");
 	if (!dev || !e)
 		return 1;
-	opts_for(&o, &u);
+	glue_opts_for(&o, &u);
 	int ret = vfio_uring_vfio_load_add(dev, e, &o, &edev);
 	CHECK(ret == 0, "load_add: %s", vfio_uring_vfio_error(dev));
 	CHECK(fake.state == VFIO_URING_VFIO_RESUMING, "state %d", fake.state);
@@ -150,7 +93,7 @@ static void run(bool reject)
 	struct vfio_uring_vfio *dev = NULL;
 	struct vfio_uring_device *edev;
 	struct vfio_uring_device_opts o;
-	struct user u = { 0 };
+	struct glue_user u = { 0 };
 
 	for (int i = 0; i < CHANNELS; i++) {
 		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pairs[i]) < 0) {
@@ -179,9 +122,10 @@ static void run(bool reject)
 	fake.stream = stream;
 	fake.stream_len = sizeof(stream);
 	CHECK(vfio_uring_vfio_from_fd(fake.fd, "fake-src", &dev) == 0, "from_fd");
-	struct vfio_uring_engine *e = engine_for(VFIO_URING_SOURCE, src_socks);
+	struct vfio_uring_engine *e =
+		glue_engine_for(VFIO_URING_SOURCE, src_socks, CHANNELS, 0, 1000); /* several packets */
 	CHECK(e != NULL, "engine");
-	opts_for(&o, &u);
+	glue_opts_for(&o, &u);
 	int ret = dev && e ? vfio_uring_vfio_save_add(dev, e, &o, &edev) : -EINVAL;
 	CHECK(ret == 0, "save_add: %s", dev ? vfio_uring_vfio_error(dev) : "");
 	static const int path[][2] = { { VFIO_URING_VFIO_RUNNING, VFIO_URING_VFIO_RUNNING_P2P },
@@ -231,7 +175,7 @@ static void save_add_failure(void)
 	struct vfio_uring_vfio *dev = NULL;
 	struct vfio_uring_device *edev;
 	struct vfio_uring_device_opts o;
-	struct user u = { 0 };
+	struct glue_user u = { 0 };
 
 	fake_reset(ALL);
 	fake.fail_from = VFIO_URING_VFIO_STOP;
@@ -243,7 +187,7 @@ static void save_add_failure(void)
 	struct vfio_uring_engine *e = NULL;
 	vfio_uring_engine_opts_init(&eo, VFIO_URING_SOURCE);
 	CHECK(vfio_uring_engine_create(&eo, &e) == 0, "engine");
-	opts_for(&o, &u);
+	glue_opts_for(&o, &u);
 	int ret = dev && e ? vfio_uring_vfio_save_add(dev, e, &o, &edev) : 0;
 	CHECK(ret == -ENOMEM, "save_add %d", ret);
 	CHECK(fake.state == VFIO_URING_VFIO_RUNNING, "back in RUNNING, state %d", fake.state);

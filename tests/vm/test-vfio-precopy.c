@@ -27,71 +27,13 @@
 #include "fake-vfio.h"
 
 #include "check.h"
+#include "glue-common.h"
 
 #define CHANNELS 2
 #define ALL (VFIO_URING_VFIO_MIG_STOP_COPY | VFIO_URING_VFIO_MIG_P2P | VFIO_URING_VFIO_MIG_PRE_COPY)
 #define INITIAL 24
 
 static uint8_t stream[96];
-static const char blob[] = "config";
-
-struct user {
-	int done_calls, done_error, config_calls;
-};
-
-static void user_done(void *opaque, int error)
-{
-	struct user *u = opaque;
-	u->done_calls++;
-	u->done_error = error;
-}
-
-static int user_save_config(void *opaque, const void **data, size_t *len)
-{
-	struct user *u = opaque;
-	u->config_calls++;
-	*data = blob;
-	*len = sizeof(blob);
-	return 0;
-}
-
-static int user_load_config(void *opaque, const void *data, size_t len)
-{
-	struct user *u = opaque;
-	u->config_calls++;
-	return len == sizeof(blob) && memcmp(data, blob, len) == 0 ? 0 : -EBADMSG;
-}
-
-static void opts_for(struct vfio_uring_device_opts *o, struct user *u)
-{
-	vfio_uring_device_opts_init(o);
-	o->idstr = "vfio";
-	o->multifd = VFIO_URING_MULTIFD_ON;
-	o->save_config = user_save_config;
-	o->load_config = user_load_config;
-	o->done = user_done;
-	o->opaque = u;
-	o->data_fd = 12345; /* ignored: the session's fd is used */
-}
-
-static struct vfio_uring_engine *engine_for(enum vfio_uring_side side, const int *socks)
-{
-	struct vfio_uring_engine_opts eo;
-	struct vfio_uring_engine *e = NULL;
-
-	vfio_uring_engine_opts_init(&eo, side);
-	eo.progress_timeout_ms = 10000;
-	eo.flags = VFIO_URING_ENGINE_F_PRECOPY;
-	eo.precopy_poll_ms = 2;
-	if (vfio_uring_engine_create(&eo, &e) < 0)
-		return NULL;
-	for (int i = 0; i < CHANNELS; i++)
-		if (vfio_uring_engine_add_channel(e, socks[i]) < 0) {
-			vfio_uring_engine_destroy(e);
-			return NULL;
-		}
-	return e;
-}
 
 /* Bytes the destination device has received so far (non-blocking). */
 static size_t drain(uint8_t *got, size_t have, size_t cap)
@@ -113,18 +55,19 @@ static int destination(const int *socks)
 	struct vfio_uring_vfio *dev = NULL;
 	struct vfio_uring_device *edev;
 	struct vfio_uring_device_opts o;
-	struct user u = { 0 };
+	struct glue_user u = { 0 };
 	uint8_t got[sizeof(stream) + 8];
 	size_t have = 0;
 
 	fake_reset(ALL);
 	fake.pipe_mode = true;
 	CHECK(vfio_uring_vfio_from_fd(fake.fd, "fake-dst", &dev) == 0, "from_fd");
-	struct vfio_uring_engine *e = engine_for(VFIO_URING_DESTINATION, socks);
+	struct vfio_uring_engine *e =
+		glue_engine_for(VFIO_URING_DESTINATION, socks, CHANNELS, VFIO_URING_ENGINE_F_PRECOPY, 0);
 	CHECK(e != NULL, "engine");
 	if (!dev || !e)
 		return 1;
-	opts_for(&o, &u);
+	glue_opts_for(&o, &u);
 	int ret = vfio_uring_vfio_load_add(dev, e, &o, &edev);
 	CHECK(ret == 0, "load_add: %s", vfio_uring_vfio_error(dev));
 	if (ret == 0)
@@ -171,7 +114,7 @@ static void run(bool v2)
 	struct vfio_uring_vfio *dev = NULL;
 	struct vfio_uring_device *edev;
 	struct vfio_uring_device_opts o;
-	struct user u = { 0 };
+	struct glue_user u = { 0 };
 	int ret = -EINVAL;
 
 	printf("case %s\n", v2 ? "v2" : "no-v2");
@@ -207,7 +150,8 @@ static void run(bool v2)
 	fake.flags_garbage = !v2;
 	fake.no_data_size = !v2;
 	CHECK(vfio_uring_vfio_from_fd(fake.fd, "fake-src", &dev) == 0, "from_fd");
-	struct vfio_uring_engine *e = engine_for(VFIO_URING_SOURCE, src_socks);
+	struct vfio_uring_engine *e =
+		glue_engine_for(VFIO_URING_SOURCE, src_socks, CHANNELS, VFIO_URING_ENGINE_F_PRECOPY, 0);
 	CHECK(e != NULL && dev != NULL, "engine");
 	if (!e || !dev)
 		goto out;
@@ -217,7 +161,7 @@ static void run(bool v2)
 	CHECK(fake.state == VFIO_URING_VFIO_PRE_COPY && fake.narcs == 1, "PRE_COPY, %d arcs",
 	      fake.narcs);
 	int data_fd = vfio_uring_vfio_data_fd(dev);
-	opts_for(&o, &u);
+	glue_opts_for(&o, &u);
 	ret = vfio_uring_vfio_save_add(dev, e, &o, &edev);
 	CHECK(ret == 0, "save_add: %s", vfio_uring_vfio_error(dev));
 	CHECK(fake.state == VFIO_URING_VFIO_PRE_COPY && fake.narcs == 1,
@@ -309,7 +253,7 @@ static void no_extension(void)
 	struct vfio_uring_device_opts o;
 	struct vfio_uring_engine_opts eo;
 	struct vfio_uring_engine *e = NULL;
-	struct user u = { 0 };
+	struct glue_user u = { 0 };
 
 	fake_reset(ALL);
 	CHECK(vfio_uring_vfio_from_fd(fake.fd, "fake-src", &dev) == 0, "from_fd");
@@ -319,7 +263,7 @@ static void no_extension(void)
 		goto out;
 	CHECK(vfio_uring_vfio_save_precopy(dev) == 0 && vfio_uring_vfio_precopy_v2(dev) == 0,
 	      "save_precopy");
-	opts_for(&o, &u);
+	glue_opts_for(&o, &u);
 	CHECK(vfio_uring_vfio_save_add(dev, e, &o, &edev) == 0, "save_add");
 	CHECK(fake.state == VFIO_URING_VFIO_STOP_COPY, "STOP_COPY without the extension: %d",
 	      fake.state);
