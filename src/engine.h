@@ -110,9 +110,9 @@ struct vu_channel {
 			bool handshake_pending;  /* the handshake goes out before any packet */
 			bool paced;              /* its next packet waits for the bandwidth cap */
 			/*
-			 * A receive that peeks at what the destination sends: nothing, until it
-			 * closes or resets the channel (it failed), which a source that is not
-			 * sending would otherwise learn only at its next send.
+			 * While live (pre-copy), a receive that peeks at what the destination
+			 * sends: nothing, until it closes or resets the channel (it failed),
+			 * which an idle source would otherwise learn only at its next send.
 			 */
 			struct vu_op watch;
 			uint8_t watch_byte;
@@ -373,6 +373,8 @@ extern const struct vu_side_ops vu_source_ops;
 void vu_source_set_rate_limit(struct vfio_uring_engine *e, uint64_t bytes_per_second);
 /* Applies a changed cap (rate_limit, or precopy_rate_limit while live) from now on. */
 void vu_source_rate_changed(struct vfio_uring_engine *e);
+/* Cancels the channels' peer watches (kept only while live: see watch_peer in source.c). */
+void vu_source_stop_watching(struct vfio_uring_engine *e);
 /* Starts the device's next step (a read) or queues it behind the devices waiting for space. */
 void vu_source_device_pump(struct vfio_uring_device *dev);
 void vu_source_set_state(struct vfio_uring_device *dev, enum vu_src_state state);

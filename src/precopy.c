@@ -283,5 +283,6 @@ void vu_precopy_stop_copy(struct vfio_uring_engine *e)
 	if (vu_engine_failed(e))
 		return;
 	vu_engine_cancel_op(e, &e->src.poll_timer);
+	vu_source_stop_watching(e); /* from here the sends see a failed destination */
 	vu_source_rate_changed(e); /* the live phase's cap gives way to the stop-copy one */
 }

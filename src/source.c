@@ -331,6 +331,11 @@ static bool read_was_fast(const struct vfio_uring_device *dev, int res)
  * channel, so the receive completes only when it closes (0) or resets (<0) the channel, or
  * when the caller's own protocol puts bytes there (a VMM's verdict after the transfer: left
  * unread, for the caller).
+ *
+ * Only while live (pre-copy): a source may then have nothing to send for as long as the VM
+ * runs, and would learn of a failed destination only at its next send. In stop-copy the
+ * sends flow and fail first; there a pending receive on every socket cost 5% of the
+ * throughput and 10% more CPU per GiB on memfds (measured A/B, 4 pairs of runs).
  */
 static void watch_peer(struct vu_channel *chan)
 {
@@ -369,9 +374,10 @@ static int source_start(struct vfio_uring_engine *e)
 		vu_wire_encode_handshake(chan->handshake, e->opts.uuid, (uint8_t)i);
 		chan->handshake_pending = true;
 		channel_kick(chan);
-		watch_peer(chan);
 	}
 	vu_precopy_start(e);
+	for (unsigned i = 0; i < e->n_channels && e->src.live && !vu_engine_failed(e); i++)
+		watch_peer(&e->channels[i]);
 	for (unsigned i = 0; i < e->n_devices; i++)
 		if (e->devices[i]->state == VFIO_URING_DEVICE_ACTIVE)
 			vu_source_device_pump(e->devices[i]);
@@ -588,12 +594,17 @@ static void device_init(struct vfio_uring_device *dev, const struct vfio_uring_d
 	dev->precopy = opts->precopy_info != NULL;
 }
 
+void vu_source_stop_watching(struct vfio_uring_engine *e)
+{
+	for (unsigned i = 0; i < e->n_channels; i++)
+		vu_engine_cancel_op(e, &e->channels[i].watch);
+}
+
 static void source_cancel(struct vfio_uring_engine *e)
 {
 	vu_engine_cancel_op(e, &e->src.pace_timer);
 	vu_engine_cancel_op(e, &e->src.poll_timer);
-	for (unsigned i = 0; i < e->n_channels; i++)
-		vu_engine_cancel_op(e, &e->channels[i].watch);
+	vu_source_stop_watching(e);
 }
 
 /* Every device DONE: the watches are all that may still be in flight. */

@@ -43,8 +43,8 @@ static void check_one_of(int err, const int *allowed, int n, const char *what)
 }
 
 /*
- * The source side's view after its peer failed: a send failed, or the channel's watch saw
- * the peer close or reset it first; some errno from the socket.
+ * The source side's view after its peer failed: a send failed (or, in a live pre-copy
+ * phase, the channel's watch saw the peer close or reset it first); an errno from the socket.
  */
 static void check_peer_gone(struct vfio_uring_engine *src, int rc)
 {
