@@ -495,10 +495,8 @@ int vfio_uring_engine_stop_copy(struct vfio_uring_engine *e)
 {
 	if (!e || e->opts.side != VFIO_URING_SOURCE || !(e->opts.flags & VFIO_URING_ENGINE_F_PRECOPY))
 		return -EINVAL;
-	if (!e->src.stop_copy) {
-		vu_precopy_stop_copy(e);
-		submit_queued(e);
-	}
+	vu_precopy_stop_copy(e);
+	submit_queued(e);
 	return 0;
 }
 
@@ -506,11 +504,8 @@ int vfio_uring_engine_set_precopy_rate_limit(struct vfio_uring_engine *e, uint64
 {
 	if (!e || e->opts.side != VFIO_URING_SOURCE)
 		return -EINVAL;
-	e->src.precopy_rate_limit = bytes_per_second;
-	if (e->src.live) {
-		vu_source_rate_changed(e);
-		submit_queued(e);
-	}
+	vu_precopy_set_rate_limit(e, bytes_per_second);
+	submit_queued(e);
 	return 0;
 }
 

@@ -386,8 +386,10 @@ void vu_precopy_read_empty(struct vfio_uring_device *dev);
 /* A live read returned data: refreshes the device's precopy_info when it is older than a poll. */
 void vu_precopy_read_data(struct vfio_uring_device *dev, uint64_t bytes);
 void vu_precopy_timer_done(struct vfio_uring_engine *e, int res);
-/* vfio_uring_engine_stop_copy(), before or after start */
+/* vfio_uring_engine_stop_copy(), before or after start; again: nothing */
 void vu_precopy_stop_copy(struct vfio_uring_engine *e);
+/* vfio_uring_engine_set_precopy_rate_limit(): the cap of the live phase */
+void vu_precopy_set_rate_limit(struct vfio_uring_engine *e, uint64_t bytes_per_second);
 void vu_precopy_device_status(const struct vfio_uring_device *dev,
 			      struct vfio_uring_precopy_status *st);
 void vu_precopy_engine_status(const struct vfio_uring_engine *e,

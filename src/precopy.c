@@ -262,8 +262,17 @@ void vu_precopy_timer_done(struct vfio_uring_engine *e, int res)
 	arm_poll_timer(e);
 }
 
+void vu_precopy_set_rate_limit(struct vfio_uring_engine *e, uint64_t bytes_per_second)
+{
+	e->src.precopy_rate_limit = bytes_per_second;
+	if (e->src.live)
+		vu_source_rate_changed(e);
+}
+
 void vu_precopy_stop_copy(struct vfio_uring_engine *e)
 {
+	if (e->src.stop_copy)
+		return;
 	e->src.stop_copy = true;
 	if (!vu_engine_started(e))
 		return; /* vu_precopy_start() applies it */
