@@ -145,7 +145,9 @@ def migrate(args, failures):
               f"{side.name}: largest gap between ticks without CPU waits {own} ms "
               f"< {args.max_gap_ms} ms", failures)
         print(f"info: {side.name}: largest gap between ticks, wall clock: {wall} ms")
-        allowed = max(2, calls // 100)
+        # A process() that waited for completions would sleep in most calls; a few sleeps
+        # are a send taking a socket lock the kernel holds (CI, two tests at once: 3 of 103).
+        allowed = max(4, calls // 25)
         check(sleeps <= allowed, f"{side.name}: process() slept in {sleeps} of {calls} calls "
               f"(at most {allowed}: it never waits for completions)", failures)
 

@@ -76,8 +76,9 @@ def check_common(rc, only, pre):
     return True
 
 
-def share(bench):
-    rc, out = run(bench, [])
+def run_checked(bench, extra):
+    """Both runs, checked in common: (only, pre), or an exit code when that failed or skips."""
+    rc, out = run(bench, extra)
     if out is None:
         return 1
     only, pre = split(out)
@@ -86,6 +87,14 @@ def share(bench):
         return 77
     if only is None or not check_common(rc, only, pre):
         return 1
+    return only, pre
+
+
+def share(bench):
+    res = run_checked(bench, [])
+    if isinstance(res, int):
+        return res
+    only, pre = res
     if pre["live_bytes"] != DEVICES * INITIAL:
         print("FAIL: live bytes %r, want the initial share %d" % (pre["live_bytes"],
                                                                  DEVICES * INITIAL))
@@ -106,15 +115,10 @@ def share(bench):
 
 
 def dirty(bench):
-    rc, out = run(bench, ["--dirty-rate", "1M", "--precopy-max-ms", "5000"])
-    if out is None:
-        return 1
-    only, pre = split(out)
-    if only == "skip":
-        print("SKIP: uring not in this build")
-        return 77
-    if only is None or not check_common(rc, only, pre):
-        return 1
+    res = run_checked(bench, ["--dirty-rate", "1M", "--precopy-max-ms", "5000"])
+    if isinstance(res, int):
+        return res
+    only, pre = res
     total = pre["live_bytes"] + pre["stop_copy_bytes"]
     # The stream is the state plus the dirty bytes: longer while the device ran live.
     if pre["live_bytes"] < DEVICES * INITIAL or total <= DEVICES * SIZE:

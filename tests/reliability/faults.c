@@ -373,15 +373,23 @@ static void shutdown_mid_packet_to_dest(void)
 		struct rl_mig_opts o = { .devices = 2, .dev_size = BIG };
 		struct rl_mig m;
 		/*
-		 * In the first half of the 2 x BIG transfer: near its end the source may have
-		 * handed all of channel 1's data to the kernel already, and shutdown() still
-		 * delivers queued data, so the migration would rightly succeed.
+		 * While channel 1 still has data to send: shutdown() delivers what is queued, so
+		 * once the source has handed all of channel 1's data to the kernel the migration
+		 * rightly succeeds. Each channel carries about half of the 2 x BIG bytes; the cut
+		 * comes in the first half of that, and channel 1's socket buffers are kept small
+		 * so that the kernel cannot hold the rest (with default buffers CI saw a cut at
+		 * 2.7 MB succeed: several MB were queued already).
 		 */
-		uint64_t at = 100000 + rng() % (BIG - 100000);
+		uint64_t at = 100000 + rng() % (BIG / 2 - 100000);
 		bool cut = false;
+		int small = 64 << 10;
 
 		ret = rl_mig_init(&m, &o);
 		CHECK(ret == 0, "setup %d", ret);
+		if (ret == 0) {
+			setsockopt(m.ch[1][0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+			setsockopt(m.ch[1][1], SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+		}
 		while (ret == 0) {
 			if (!cut && rl_wire_bytes(m.dst) >= at) {
 				shutdown(m.ch[1][0], SHUT_RDWR);
