@@ -327,7 +327,8 @@ int vfio_uring_engine_add_device(struct vfio_uring_engine *e,
 	dev->precopy_info = opts->precopy_info;
 	dev->opaque = opts->opaque;
 	dev->state = VFIO_URING_DEVICE_REGISTERED;
-	e->ops->device_init(dev, opts); /* its part of the union (engine.h) */
+	if (e->ops->device_init)
+		e->ops->device_init(dev, opts); /* its part of the union (engine.h) */
 	dev->io.owner = dev;
 	dev->io.kind = e->ops->device_op;
 	devs[e->n_devices++] = dev;
@@ -527,9 +528,7 @@ int vfio_uring_device_get_precopy_status(const struct vfio_uring_device *dev,
 
 	if (!dev)
 		return -EINVAL;
-	memset(&st, 0, sizeof(st));
-	if (dev->engine->opts.side == VFIO_URING_SOURCE)
-		vu_precopy_device_status(dev, &st);
+	vu_precopy_device_status(dev, &st); /* zeros without precopy_info (any destination) */
 	return copy_out(status, size, &st, sizeof(st));
 }
 

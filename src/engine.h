@@ -174,11 +174,11 @@ struct vfio_uring_device {
 			STAILQ_ENTRY(vfio_uring_device) waiting_link; /* on the engine's waiting devices */
 			/* Its read rate, over reads that returned data: the stop-copy estimate. */
 			uint64_t read_busy_ns, read_timed_bytes;
-			/* Pre-copy (precopy.c): the device has precopy_info. */
-			bool precopy;                /* its stream starts live, in PRE_COPY */
-			bool stop_copy;              /* stop_copy() came: a read of 0 ends the stream */
+			/*
+			 * Pre-copy (precopy.c), for a device with precopy_info: its stream starts
+			 * live, in PRE_COPY, until the engine's stop_copy.
+			 */
 			bool read_live;              /* the read in flight was issued before stop_copy() */
-			bool initial_done;           /* it last reported initial_bytes 0 */
 			struct vfio_uring_precopy_info info; /* as it last reported */
 			uint64_t info_ns;            /* when (0: never asked) */
 			uint64_t precopy_bytes;      /* data bytes read live */
@@ -233,8 +233,7 @@ struct vu_source_engine {
 	/* Pre-copy (precopy.c). */
 	bool live;                   /* pre-copy devices stream live: until stop_copy() */
 	bool stop_copy;              /* stop_copy() was called */
-	bool precopy_ready;          /* every pre-copy device reported initial_bytes 0 */
-	unsigned precopy_devices;    /* devices with precopy_info */
+	bool precopy_ready;          /* the readiness last reported to the caller */
 	uint64_t precopy_rate_limit; /* the cap while live; 0 = none */
 	struct vu_op poll_timer;     /* asks the devices' precopy_info every precopy_poll_ms */
 	struct __kernel_timespec poll_ts;
@@ -341,7 +340,7 @@ struct vu_side_ops {
 	uint8_t channel_op; /* ... and of a channel's */
 	/* At create: sets up the side's part of the engine (e->src or e->dst). */
 	void (*init)(struct vfio_uring_engine *e);
-	/* add_device(): sets up the side's part of the device from its (checked) options. */
+	/* add_device(): sets up the side's part of the device from its options (NULL: none). */
 	void (*device_init)(struct vfio_uring_device *dev, const struct vfio_uring_device_opts *opts);
 	/* Every ACTIVE device and every channel is set up: issue the first operations. 0 or <0. */
 	int (*start)(struct vfio_uring_engine *e);
@@ -384,7 +383,7 @@ void vu_precopy_start(struct vfio_uring_engine *e);
 /* A live read returned nothing (ENOMSG or 0): the device waits for the poll timer. */
 void vu_precopy_read_empty(struct vfio_uring_device *dev);
 /* A live read returned data: refreshes the device's precopy_info when it is older than a poll. */
-void vu_precopy_read_data(struct vfio_uring_device *dev, uint64_t bytes);
+void vu_precopy_read_data(struct vfio_uring_device *dev, uint64_t bytes, uint64_t now);
 void vu_precopy_timer_done(struct vfio_uring_engine *e, int res);
 /* vfio_uring_engine_stop_copy(), before or after start; again: nothing */
 void vu_precopy_stop_copy(struct vfio_uring_engine *e);

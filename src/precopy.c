@@ -37,7 +37,14 @@ static uint64_t poll_ns(const struct vfio_uring_engine *e)
 
 static bool is_live(const struct vfio_uring_device *dev)
 {
-	return dev->precopy && !dev->stop_copy && dev->state == VFIO_URING_DEVICE_ACTIVE;
+	return dev->precopy_info && !dev->engine->src.stop_copy &&
+	       dev->state == VFIO_URING_DEVICE_ACTIVE;
+}
+
+/* It has reported, and its last report had no initial bytes left. */
+static bool initial_done(const struct vfio_uring_device *dev)
+{
+	return dev->info_ns && dev->info.initial_bytes == 0;
 }
 
 static void arm_poll_timer(struct vfio_uring_engine *e)
@@ -73,7 +80,6 @@ static int ask(struct vfio_uring_device *dev)
 	if (info.flags & VFIO_URING_PRECOPY_F_REINIT)
 		dev->reinits++;
 	/* With REINIT (or a driver that raises it anyway) initial_bytes may rise again. */
-	dev->initial_done = info.initial_bytes == 0;
 	dev->info = info;
 	dev->info_ns = vu_now_ns();
 	return 0;
@@ -94,12 +100,13 @@ static bool within_downtime(const struct vfio_uring_engine *e, uint64_t bytes, b
 	return rate_known && est_us <= (uint64_t)e->opts.precopy_downtime_ms * 1000u;
 }
 
-static void device_status(const struct vfio_uring_device *dev, struct vfio_uring_precopy_status *st)
+void vu_precopy_device_status(const struct vfio_uring_device *dev,
+			      struct vfio_uring_precopy_status *st)
 {
 	const struct vfio_uring_engine *e = dev->engine;
 
 	memset(st, 0, sizeof(*st));
-	if (!dev->precopy)
+	if (!dev->precopy_info)
 		return;
 	st->devices = 1;
 	st->live = is_live(dev);
@@ -114,17 +121,11 @@ static void device_status(const struct vfio_uring_device *dev, struct vfio_uring
 	st->est_stop_copy_us = time_us(st->stop_copy_bytes, st->read_rate);
 	if (time_us(st->stop_copy_bytes, e->src.rate_limit) > st->est_stop_copy_us)
 		st->est_stop_copy_us = time_us(st->stop_copy_bytes, e->src.rate_limit);
-	st->ready = dev->initial_done &&
+	st->ready = initial_done(dev) &&
 		    within_downtime(e, st->stop_copy_bytes, st->read_rate || e->src.rate_limit,
 				    st->est_stop_copy_us);
 	st->devices_pending = !st->ready;
 	st->reinits = dev->reinits;
-}
-
-void vu_precopy_device_status(const struct vfio_uring_device *dev,
-			      struct vfio_uring_precopy_status *st)
-{
-	device_status(dev, st);
 }
 
 /*
@@ -142,7 +143,7 @@ void vu_precopy_engine_status(const struct vfio_uring_engine *e,
 	for (unsigned i = 0; i < e->n_devices; i++) {
 		struct vfio_uring_precopy_status d;
 
-		device_status(e->devices[i], &d);
+		vu_precopy_device_status(e->devices[i], &d);
 		if (!d.devices)
 			continue;
 		st->devices++;
@@ -188,16 +189,9 @@ static void wake(struct vfio_uring_device *dev)
 
 void vu_precopy_start(struct vfio_uring_engine *e)
 {
-	e->src.precopy_devices = 0;
-	for (unsigned i = 0; i < e->n_devices; i++) {
-		struct vfio_uring_device *dev = e->devices[i];
-
-		if (!dev->precopy || dev->state != VFIO_URING_DEVICE_ACTIVE)
-			continue;
-		dev->stop_copy = e->src.stop_copy; /* stop_copy() before start: no live phase */
-		e->src.precopy_devices += !dev->stop_copy;
-	}
-	e->src.live = e->src.precopy_devices > 0;
+	/* stop_copy() before start: no live phase. */
+	for (unsigned i = 0; i < e->n_devices && !e->src.live; i++)
+		e->src.live = is_live(e->devices[i]);
 	if (!e->src.live)
 		return;
 	/* Nothing is in flight yet: every device can be asked. */
@@ -213,7 +207,7 @@ void vu_precopy_read_empty(struct vfio_uring_device *dev)
 	struct vfio_uring_engine *e = dev->engine;
 
 	vu_source_set_state(dev, VU_SRC_PRECOPY_WAIT);
-	if (dev->stop_copy) { /* stop_copy() came while the read was in flight */
+	if (e->src.stop_copy) { /* stop_copy() came while the read was in flight */
 		wake(dev);
 		return;
 	}
@@ -228,12 +222,12 @@ void vu_precopy_read_empty(struct vfio_uring_device *dev)
 	arm_poll_timer(e);
 }
 
-void vu_precopy_read_data(struct vfio_uring_device *dev, uint64_t bytes)
+void vu_precopy_read_data(struct vfio_uring_device *dev, uint64_t bytes, uint64_t now)
 {
 	struct vfio_uring_engine *e = dev->engine;
 
 	dev->precopy_bytes += bytes;
-	if (dev->stop_copy || vu_now_ns() - dev->info_ns < poll_ns(e))
+	if (e->src.stop_copy || now - dev->info_ns < poll_ns(e))
 		return;
 	if (ask(dev))
 		return;
@@ -279,14 +273,11 @@ void vu_precopy_stop_copy(struct vfio_uring_engine *e)
 	e->src.live = false;
 	/* The progress timeout runs from here: before it, an idle device was no stall. */
 	e->last_progress_ns = vu_now_ns();
-	for (unsigned i = 0; i < e->n_devices; i++) {
+	/* Devices waiting for the poll read at once: their reads are stop-copy reads now. */
+	for (unsigned i = 0; i < e->n_devices && !vu_engine_failed(e); i++) {
 		struct vfio_uring_device *dev = e->devices[i];
 
-		if (!dev->precopy || dev->stop_copy)
-			continue;
-		dev->stop_copy = true;
-		if (!vu_engine_failed(e) && dev->state == VFIO_URING_DEVICE_ACTIVE &&
-		    dev->src_state == VU_SRC_PRECOPY_WAIT)
+		if (dev->state == VFIO_URING_DEVICE_ACTIVE && dev->src_state == VU_SRC_PRECOPY_WAIT)
 			wake(dev);
 	}
 	if (vu_engine_failed(e))

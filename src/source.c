@@ -178,7 +178,7 @@ static void issue_read(struct vfio_uring_device *dev)
 	struct io_uring_sqe *sqe = vu_engine_get_sqe(e);
 
 	dev->read_issued_ns = vu_now_ns();
-	dev->read_live = dev->precopy && !dev->stop_copy;
+	dev->read_live = dev->precopy_info && !e->src.stop_copy;
 	/* Offset -1: the data fd is a stream read from its current position. */
 	io_uring_prep_read(sqe, dev->data_fd, dev->reading->data + VU_WIRE_PACKET_OVERHEAD,
 			   (unsigned)e->src.read_size, (uint64_t)-1);
@@ -317,10 +317,8 @@ static size_t read_size(const struct vfio_uring_engine *e)
  * migration state at hundreds of MB/s; a memfd read takes about 0.1 ms per MiB here. An
  * end-of-stream read (0 bytes) keeps the device's class.
  */
-static bool read_was_fast(const struct vfio_uring_device *dev, int res)
+static bool read_was_fast(const struct vfio_uring_device *dev, int res, uint64_t took)
 {
-	uint64_t took = vu_now_ns() - dev->read_issued_ns;
-
 	if (res == 0)
 		return dev->reads_fast;
 	return took <= (uint64_t)res + 50000u; /* 1 ns per byte, plus 50 us for the round trip */
@@ -388,6 +386,7 @@ static void read_done(struct vfio_uring_device *dev, int res)
 {
 	struct vfio_uring_engine *e = dev->engine;
 	struct vu_buf *buf = dev->reading;
+	uint64_t now;
 
 	if (res > 0) /* counted even after a failure: the fd has moved by that much */
 		dev->data_bytes += (uint64_t)res;
@@ -411,10 +410,11 @@ static void read_done(struct vfio_uring_device *dev, int res)
 			       "read of the migration data fd failed: %s", strerror(-res));
 		return;
 	}
+	now = vu_now_ns(); /* one clock read per read: its class, its rate, pre-copy's poll */
 	dev->reading = NULL;
 	if (dev->reads_fast)
 		e->src.reading_fast -= buf->capacity;
-	dev->reads_fast = read_was_fast(dev, res);
+	dev->reads_fast = read_was_fast(dev, res, now - dev->read_issued_ns);
 	if (res == 0) {
 		vu_pool_put(&e->pool, buf);
 		vu_source_set_state(dev, VU_SRC_END_OF_STREAM);
@@ -427,7 +427,7 @@ static void read_done(struct vfio_uring_device *dev, int res)
 			       "more packets than a u32 idx can number");
 		return;
 	}
-	dev->read_busy_ns += vu_now_ns() - dev->read_issued_ns;
+	dev->read_busy_ns += now - dev->read_issued_ns;
 	dev->read_timed_bytes += (uint64_t)res;
 	buf->flags = dev->read_live ? VU_WIRE_VFIO_FLAG_PRECOPY : 0;
 	vu_wire_encode_header(buf->data, dev->idstr, dev->instance_id,
@@ -438,7 +438,7 @@ static void read_done(struct vfio_uring_device *dev, int res)
 	vu_source_set_state(dev, VU_SRC_IDLE);
 	queue_packet(dev, buf);
 	if (dev->read_live)
-		vu_precopy_read_data(dev, (uint64_t)res);
+		vu_precopy_read_data(dev, (uint64_t)res, now);
 	vu_source_device_pump(dev);
 }
 
@@ -589,11 +589,6 @@ static void source_init(struct vfio_uring_engine *e)
 	e->src.poll_timer = (struct vu_op){ .kind = VU_OP_SIDE, .owner = e };
 }
 
-static void device_init(struct vfio_uring_device *dev, const struct vfio_uring_device_opts *opts)
-{
-	dev->precopy = opts->precopy_info != NULL;
-}
-
 void vu_source_stop_watching(struct vfio_uring_engine *e)
 {
 	for (unsigned i = 0; i < e->n_channels; i++)
@@ -623,7 +618,6 @@ const struct vu_side_ops vu_source_ops = {
 	.device_op = VU_OP_DEVICE_READ,
 	.channel_op = VU_OP_CHANNEL_SEND,
 	.init = source_init,
-	.device_init = device_init,
 	.cancel = source_cancel,
 	.start = source_start,
 	.device_io_done = read_done,
