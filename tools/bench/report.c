@@ -402,6 +402,13 @@ static void json_num(FILE *f, double v)
 		fprintf(f, "%.6g", v);
 }
 
+/* `, "name": v` */
+static void json_field(FILE *f, const char *name, double v)
+{
+	fprintf(f, ", \"%s\": ", name);
+	json_num(f, v);
+}
+
 void report_json(FILE *f, const struct bench_cfg *cfg, struct run_stats *st, unsigned n)
 {
 	const struct run_stats *ref = reference(st, n, NULL);
@@ -455,29 +462,26 @@ void report_json(FILE *f, const struct bench_cfg *cfg, struct run_stats *st, uns
 			i ? "," : "", engine_name(s->p.engine), devmode_name(s->p.devmode),
 			s->p.devices, s->p.channels, s->channels_used, s->p.chunk,
 			(unsigned long long)s->p.size, (unsigned long long)s->bytes, s->n);
-		for (unsigned k = 0; k < sizeof(figs) / sizeof(figs[0]); k++) {
-			fprintf(f, ", \"%s\": ", figs[k].name);
-			json_num(f, s->med[figs[k].fig]);
-		}
+		for (unsigned k = 0; k < sizeof(figs) / sizeof(figs[0]); k++)
+			json_field(f, figs[k].name, s->med[figs[k].fig]);
 		fprintf(f, ", \"min\": {\"throughput_gbps\": ");
 		json_num(f, s->min[FIG_GBPS]);
-		fprintf(f, ", \"stop_copy_ms\": ");
-		json_num(f, s->min[FIG_STOP_MS]);
+		json_field(f, "stop_copy_ms", s->min[FIG_STOP_MS]);
 		fprintf(f, "}, \"max\": {\"throughput_gbps\": ");
 		json_num(f, s->max[FIG_GBPS]);
-		fprintf(f, ", \"stop_copy_ms\": ");
-		json_num(f, s->max[FIG_STOP_MS]);
+		json_field(f, "stop_copy_ms", s->max[FIG_STOP_MS]);
 		fprintf(f, "}, \"ideal_ms\": ");
 		json_num(f, ideal > 0 ? ideal * 1e3 : NAN);
-		fprintf(f, ", \"ratio_to_ideal\": ");
-		json_num(f, ideal > 0 && s->med[FIG_STOP_MS] > 0 ? s->med[FIG_STOP_MS] / 1e3 / ideal : NAN);
+		json_field(f, "ratio_to_ideal",
+			   ideal > 0 && s->med[FIG_STOP_MS] > 0 ? s->med[FIG_STOP_MS] / 1e3 / ideal
+								 : NAN);
 		if (ref && ref != s) {
 			fprintf(f, ", \"ratio_to_reference\": {\"throughput\": ");
 			json_num(f, ref->med[FIG_GBPS] > 0 ? s->med[FIG_GBPS] / ref->med[FIG_GBPS] : NAN);
-			fprintf(f, ", \"cpu_s_per_gib\": ");
-			json_num(f, ref->med[FIG_CPU_PER_GIB] > 0
-					    ? s->med[FIG_CPU_PER_GIB] / ref->med[FIG_CPU_PER_GIB]
-					    : NAN);
+			json_field(f, "cpu_s_per_gib",
+				   ref->med[FIG_CPU_PER_GIB] > 0
+					   ? s->med[FIG_CPU_PER_GIB] / ref->med[FIG_CPU_PER_GIB]
+					   : NAN);
 			fprintf(f, "}");
 		}
 		if (cfg->precopy > 0) {
@@ -488,16 +492,11 @@ void report_json(FILE *f, const struct bench_cfg *cfg, struct run_stats *st, uns
 			 */
 			fprintf(f, ", \"precopy\": %s, \"live_ms\": ", s->p.precopy ? "true" : "false");
 			json_num(f, s->med[FIG_LIVE_MS]);
-			fprintf(f, ", \"live_bytes\": ");
-			json_num(f, s->med[FIG_LIVE_BYTES]);
-			fprintf(f, ", \"stop_copy_bytes\": ");
-			json_num(f, s->med[FIG_SC_BYTES]);
-			fprintf(f, ", \"engine_precopy_bytes\": ");
-			json_num(f, s->med[FIG_ENGINE_LIVE_BYTES]);
-			fprintf(f, ", \"live_bytes_min\": ");
-			json_num(f, s->min[FIG_LIVE_BYTES]);
-			fprintf(f, ", \"live_bytes_max\": ");
-			json_num(f, s->max[FIG_LIVE_BYTES]);
+			json_field(f, "live_bytes", s->med[FIG_LIVE_BYTES]);
+			json_field(f, "stop_copy_bytes", s->med[FIG_SC_BYTES]);
+			json_field(f, "engine_precopy_bytes", s->med[FIG_ENGINE_LIVE_BYTES]);
+			json_field(f, "live_bytes_min", s->min[FIG_LIVE_BYTES]);
+			json_field(f, "live_bytes_max", s->max[FIG_LIVE_BYTES]);
 			fprintf(f, ", \"precopy_ready\": %s, \"stop_copy_ratio_to_stop_copy_only\": ",
 				s->p.precopy && s->min[FIG_READY] > 0 ? "true" : "false");
 			json_num(f, precopy_ratio(st, n, s));

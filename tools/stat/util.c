@@ -6,15 +6,20 @@
 
 #include "vfio-uring-stat.h"
 
+static void vnote(const char *fmt, va_list ap)
+{
+	fputs("vfio-uring-stat: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
 void die(const char *fmt, ...)
 {
 	va_list ap;
 
-	fputs("vfio-uring-stat: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vnote(fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 	exit(1);
 }
 
@@ -22,11 +27,9 @@ void note(const char *fmt, ...)
 {
 	va_list ap;
 
-	fputs("vfio-uring-stat: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vnote(fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 }
 
 const char *side_name(__u32 side)
