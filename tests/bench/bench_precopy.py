@@ -13,20 +13,13 @@ usage: bench_precopy.py BENCH CASE
 Exit 0 pass, 1 fail, 77 skip (no /dev/fuse, not root, or uring not in this build).
 """
 import json
-import os
 import subprocess
 import sys
 
+from bench_devmodel import cannot_run  # the device model's needs: /dev/fuse, root
+
 DEVICES, SIZE = 4, 8 << 20
 INITIAL = (SIZE * 3 // 4) & ~4095  # --precopy 0.75, rounded down to 4 KiB as the bench does
-
-
-def cannot_run():
-    if not os.path.exists("/dev/fuse"):
-        return "no /dev/fuse on this machine: the device model needs FUSE"
-    if os.geteuid() != 0:
-        return "not root: mounting the device model's FUSE file system needs root"
-    return None
 
 
 def run(bench, extra):
