@@ -51,6 +51,8 @@ struct vfio_uring_vfio {
 	bool precopy_v2;      /* the PRECOPY_INFOv2 opt-in worked: REINIT is reported */
 	bool precopy_live;    /* registered live and not yet moved out of PRE_COPY(_P2P) */
 	bool no_data_size;    /* MIG_DATA_SIZE is missing: not asked again */
+	uint64_t data_size;   /* its last answer ... */
+	uint64_t data_size_ns; /* ... and when (vu_now_ns; 0: never) */
 	bool fd_pinned;       /* the engine reads data_fd: a new fd on an arc must not replace it */
 	bool fd_refused;      /* a driver handed a new fd while pinned (closed, not used) */
 };
@@ -686,6 +688,8 @@ static int wrap_load_config(void *opaque, const void *data, size_t len)
 	return 0;
 }
 
+#define VU_DATA_SIZE_MAX_AGE_NS 100000000u /* 100 ms */
+
 static bool in_precopy(enum vfio_uring_vfio_state state)
 {
 	return state == S_PC || state == S_PCP2P;
@@ -718,16 +722,23 @@ static int wrap_precopy_info(void *opaque, struct vfio_uring_precopy_info *info)
 	/* Without the v2 opt-in flags only echo our 0; never trust them then. */
 	if (dev->precopy_v2 && (pi.flags & VFIO_PRECOPY_INFO_REINIT))
 		info->flags |= VFIO_URING_PRECOPY_F_REINIT;
-	if (!dev->no_data_size) {
+	/*
+	 * The engine asks every poll (10 ms); a driver may answer MIG_DATA_SIZE with a firmware
+	 * command, and an estimate 100 ms old is as good.
+	 */
+	if (!dev->no_data_size && vu_now_ns() - dev->data_size_ns >= VU_DATA_SIZE_MAX_AGE_NS) {
 		struct vfio_device_feature_mig_data_size size = { 0 };
 		int ret = device_feature(dev->device_fd,
 					 VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_MIG_DATA_SIZE,
 					 &size, sizeof(size));
-		if (ret == 0)
-			info->stop_copy_bytes = size.stop_copy_length;
-		else if (ret == -ENOTTY || ret == -EOPNOTSUPP || ret == -EINVAL)
+		if (ret == 0) {
+			dev->data_size = size.stop_copy_length;
+			dev->data_size_ns = vu_now_ns();
+		} else if (ret == -ENOTTY || ret == -EOPNOTSUPP || ret == -EINVAL) {
 			dev->no_data_size = true; /* 0: the engine uses initial + dirty */
+		}
 	}
+	info->stop_copy_bytes = dev->no_data_size ? 0 : dev->data_size;
 	return 0;
 }
 
@@ -829,6 +840,7 @@ static int save_add_live(struct vfio_uring_vfio *dev, struct vfio_uring_engine *
 	dev->outcome_known = false;
 	dev->outcome = 0;
 	dev->precopy_live = true;
+	dev->data_size_ns = 0; /* a new session: ask MIG_DATA_SIZE afresh */
 	dev->fd_pinned = true;
 	dev->fd_refused = false;
 	ret = add_to_engine(dev, engine, opts, true, out);

@@ -50,6 +50,7 @@ static struct {
 	int reinit_once;          /* with v2 on: report REINIT at this many PRECOPY_INFOs */
 	bool flags_garbage;       /* PRECOPY_INFO sets REINIT in flags whatever the opt-in */
 	int precopy_infos;        /* PRECOPY_INFO calls (answered or refused) */
+	int data_size_calls;      /* MIG_DATA_SIZE calls */
 } fake;
 
 static void fake_reset(uint64_t flags)
@@ -123,6 +124,7 @@ static int fake_feature(struct vfio_device_feature *f)
 		return 0;
 	}
 	if (id == VFIO_DEVICE_FEATURE_MIG_DATA_SIZE && (f->flags & VFIO_DEVICE_FEATURE_GET)) {
+		fake.data_size_calls++;
 		if (fake.no_data_size)
 			return errno = ENOTTY, -1;
 		struct vfio_device_feature_mig_data_size s = { .stop_copy_length = 96 };
