@@ -137,3 +137,38 @@ bool test_same_bytes(int a, int b, uint64_t size, uint64_t *at)
 	}
 	return true;
 }
+
+/*
+ * VU_TEST_ENGINE_FLAGS=baseline-ring,no-waitall,no-iowq-limits switches optional kernel
+ * features off on both sides, so that the whole suite runs on every fallback path (the meson
+ * test setups in tests/meson.build set it).
+ */
+unsigned test_env_engine_flags(void)
+{
+	static const struct {
+		const char *name;
+		unsigned flag;
+	} names[] = {
+		{ "baseline-ring", VFIO_URING_ENGINE_F_BASELINE_RING },
+		{ "no-waitall", VFIO_URING_ENGINE_F_NO_WAITALL },
+		{ "no-iowq-limits", VFIO_URING_ENGINE_F_NO_IOWQ_LIMITS },
+	};
+	const char *env = getenv("VU_TEST_ENGINE_FLAGS");
+	char buf[256];
+	unsigned flags = 0;
+
+	if (!env || !*env)
+		return 0;
+	snprintf(buf, sizeof(buf), "%s", env);
+	for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+		size_t i;
+
+		for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+			if (strcmp(tok, names[i].name) == 0)
+				break;
+		if (i == sizeof(names) / sizeof(names[0]))
+			FAIL("VU_TEST_ENGINE_FLAGS: unknown feature \"%s\"", tok);
+		flags |= names[i].flag;
+	}
+	return flags;
+}

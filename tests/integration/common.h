@@ -56,4 +56,10 @@ int test_engine_setup(struct vfio_uring_engine_opts *opts, const int *socks, uns
 /* Whether fds a and b hold the same first size bytes; if not, *at is the MiB that differs. */
 bool test_same_bytes(int a, int b, uint64_t size, uint64_t *at);
 
+/*
+ * VU_TEST_ENGINE_FLAGS=baseline-ring,no-waitall,no-iowq-limits: the engine flags that switch
+ * optional kernel features off, for both sides (the meson test setups set it).
+ */
+unsigned test_env_engine_flags(void);
+
 #endif /* VFIO_URING_TESTS_INTEGRATION_COMMON_H */

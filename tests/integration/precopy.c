@@ -11,36 +11,36 @@
  * At the stop the test appends the stop-copy part and calls stop_copy(): the stream then
  * ends at the file's end.
  *
- * Cases (--case):
+ * Cases (precopy_cases.h; run one with `precopy NAME`, list them with --list):
  *   initial  initial bytes only: readiness comes once they are read; the destination writes
  *            them before switchover start; the stop-copy part follows in the same stream.
- *   small-cap initial with a destination cap of 4 packets: the pre-copy data (6 MiB) flows
+ *   small_cap initial with a destination cap of 4 packets: the pre-copy data (6 MiB) flows
  *            through it before switchover start, the peak stays within it.
  *   dirty    dirty bytes at 4 MiB/s per device for 0.5 s: they move live, readiness is
  *            reached within the downtime limit.
  *   overrun  a 2 MiB/s link (the cap in both phases) and 8 MiB/s of dirty bytes: the
  *            estimate grows and readiness is never reached; the VMM sees it and stops anyway.
- *   live-cap the live phase's cap (4 MiB/s) holds while live and lifts at stop_copy(): in
+ *   live_cap the live phase's cap (4 MiB/s) holds while live and lifts at stop_copy(): in
  *            1 s live the channels carry no more than the cap allows; the rest (about 20 MiB)
  *            moves far faster than the cap would let it.
  *   reinit   after readiness a device reports new initial bytes (REINIT): readiness goes back
  *            to 0, then 1 again once they are read.
- *   cancel-in-ready  cancel() from the precopy_ready callback: both sides fail, each device
+ *   cancel_in_ready  cancel() from the precopy_ready callback: both sides fail, each device
  *            reports once (CANCELLED on the source).
- *   info-fails a precopy_info callback returns -EIO: that device fails with PRECOPY_INFO and
+ *   info_fails a precopy_info callback returns -EIO: that device fails with PRECOPY_INFO and
  *            its errno, the message names it, the other device falls out.
  *   wire     the bytes on the wire, captured from a source: with the extension on but no
  *            live phase (no pre-copy device, or stop_copy() before start) they are the plain
  *            QEMU stream byte for byte; with a live phase, the same bytes but for bit 31 of
  *            the VFIO flags of the packets read live.
- *   wire-off the destination without the extension rejects the first PRECOPY packet
+ *   wire_off the destination without the extension rejects the first PRECOPY packet
  *            (VFIO_FLAGS) and both sides fail: the source, with nothing left to send, from
  *            its channels' watch (PEER_CLOSED).
- *   devmodel the bench's device model instead of memfds (tools/bench/devmodel.h): reads block
+ *   device_model  the bench's device model instead of memfds (tools/bench/devmodel.h): reads block
  *            at the device's rate in io_uring's workers and fail with ENOMSG when nothing is
  *            produced, as a VFIO data fd in PRE_COPY; initial bytes, dirty bytes at a rate,
  *            the model's stop-copy. Exits 77 without /dev/fuse or root.
- * Every case but wire-off checks every byte and the config blob on the destination.
+ * Every case but wire_off checks every byte and the config blob on the destination.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -55,6 +55,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cases.h"
 #include "check.h"
 #include "clock.h"
 #include "common.h"
@@ -196,7 +197,7 @@ static void setup(bool dst_extension, unsigned downtime_ms)
 
 	vfio_uring_engine_opts_init(&so, VFIO_URING_SOURCE);
 	memcpy(so.uuid, test_uuid, 16);
-	so.flags = VFIO_URING_ENGINE_F_PRECOPY;
+	so.flags = VFIO_URING_ENGINE_F_PRECOPY | test_env_engine_flags();
 	/* The model's files, like VFIO data fds, are read in io-wq (as slow_devices.c does). */
 	if (model)
 		so.flags |= VFIO_URING_ENGINE_F_FORCE_ASYNC_DEVICE_IO;
@@ -207,7 +208,7 @@ static void setup(bool dst_extension, unsigned downtime_ms)
 	so.progress_timeout_ms = 20000;
 	vfio_uring_engine_opts_init(&dso, VFIO_URING_DESTINATION);
 	memcpy(dso.uuid, test_uuid, 16);
-	dso.flags = dst_extension ? VFIO_URING_ENGINE_F_PRECOPY : 0;
+	dso.flags = (dst_extension ? VFIO_URING_ENGINE_F_PRECOPY : 0) | test_env_engine_flags();
 	dso.progress_timeout_ms = 20000;
 	if (dst_cap) {
 		dso.buffer_cap = dst_cap;
@@ -282,7 +283,7 @@ static struct vfio_uring_precopy_status precopy_status(void)
  */
 static uint64_t dirty_t0; /* when the devices started producing dirty bytes */
 
-static void live(unsigned ms, uint64_t rate, bool until_ready)
+static void live_phase(unsigned ms, uint64_t rate, bool until_ready)
 {
 	uint64_t end = now_ns() + (uint64_t)ms * 1000000u;
 
@@ -382,13 +383,13 @@ static void start(uint64_t initial)
 	ASSERT(vfio_uring_engine_start(src) == 0, "start source");
 }
 
-static void case_initial(void)
+static void initial(void)
 {
 	struct vfio_uring_precopy_status st;
 
 	setup(true, 0);
 	start(3 << 20);
-	live(10000, 0, true);
+	live_phase(10000, 0, true);
 	st = precopy_status();
 	CHECK(ready_calls == 1 && ready_now, "readiness reported once (%u calls)", ready_calls);
 	CHECK(st.ready && st.devices == DEVICES && st.devices_pending == 0 && st.live,
@@ -408,24 +409,24 @@ static void case_initial(void)
 	      "live %u, precopy bytes %llu", st.live, (unsigned long long)st.precopy_bytes);
 }
 
-static void case_small_cap(void)
+static void small_cap(void)
 {
 	struct vfio_uring_engine_stats st;
 
 	dst_cap = 4 * (260 << 10); /* 4 packets of a chunk, each charged in 4 KiB granules */
-	case_initial();
+	initial();
 	ASSERT(vfio_uring_engine_get_stats(dst, &st, sizeof(st)) == 0, "stats");
 	CHECK(st.buffer_peak <= dst_cap, "buffer peak %llu within the cap %zu",
 	      (unsigned long long)st.buffer_peak, dst_cap);
 }
 
-static void case_dirty(void)
+static void dirty(void)
 {
 	struct vfio_uring_precopy_status st;
 
 	setup(true, 500);
 	start(1 << 20);
-	live(500, 4 << 20, false);
+	live_phase(500, 4 << 20, false);
 	st = precopy_status();
 	CHECK(st.ready && ready_now, "ready within the downtime limit (est %llu us)",
 	      (unsigned long long)st.est_stop_copy_us);
@@ -435,7 +436,7 @@ static void case_dirty(void)
 	stop_and_finish(256 << 10);
 }
 
-static void case_overrun(void)
+static void overrun(void)
 {
 	struct vfio_uring_precopy_status early, late;
 
@@ -444,9 +445,9 @@ static void case_overrun(void)
 	CHECK(vfio_uring_engine_set_rate_limit(src, 2 << 20) == 0, "cap");
 	CHECK(vfio_uring_engine_set_precopy_rate_limit(src, 2 << 20) == 0, "live cap");
 	start(1 << 20);
-	live(600, 8 << 20, false);
+	live_phase(600, 8 << 20, false);
 	early = precopy_status();
-	live(600, 8 << 20, false);
+	live_phase(600, 8 << 20, false);
 	late = precopy_status();
 	CHECK(!late.ready && ready_calls == 0, "never ready (%u calls)", ready_calls);
 	CHECK(late.devices_pending == DEVICES, "both devices pending (%u)", late.devices_pending);
@@ -460,7 +461,7 @@ static void case_overrun(void)
 	stop_and_finish(64 << 10);
 }
 
-static void case_live_cap(void)
+static void live_cap(void)
 {
 	struct vfio_uring_engine_stats stats;
 	uint64_t t0, live_ns, stop_ms, allowed;
@@ -469,7 +470,7 @@ static void case_live_cap(void)
 	CHECK(vfio_uring_engine_set_precopy_rate_limit(src, 4 << 20) == 0, "live cap");
 	t0 = now_ns();
 	start(4 << 20);
-	live(1000, 0, false);
+	live_phase(1000, 0, false);
 	live_ns = now_ns() - t0;
 	ASSERT(vfio_uring_engine_get_stats(src, &stats, sizeof(stats)) == 0, "stats");
 	/* The cap's bytes for the time, its 20 ms of slack, a packet started at the end. */
@@ -486,17 +487,17 @@ static void case_live_cap(void)
 	      (unsigned long long)stop_ms);
 }
 
-static void case_reinit(void)
+static void reinit(void)
 {
 	struct vfio_uring_precopy_status st;
 
 	setup(true, 0);
 	start(512 << 10);
-	live(10000, 0, true);
+	live_phase(10000, 0, true);
 	CHECK(ready_now && ready_calls == 1, "ready first");
 	/* Device 1 reconfigures: new initial bytes, reported with REINIT. */
 	devs[1].reinit_bytes = 300 << 10;
-	live(2000, 0, false);
+	live_phase(2000, 0, false);
 	st = precopy_status();
 	CHECK(ready_calls == 3 && ready_now, "ready, not ready, ready again (%u calls)", ready_calls);
 	CHECK(st.reinits == 1, "one REINIT counted (%llu)", (unsigned long long)st.reinits);
@@ -523,7 +524,7 @@ static void run_until_failed(void)
 }
 
 /* cancel() from precopy_ready: the source fails CANCELLED, each device reports once. */
-static void case_cancel_in_ready(void)
+static void cancel_in_ready(void)
 {
 	setup(true, 0);
 	cancel_when_ready = true;
@@ -541,7 +542,7 @@ static void case_cancel_in_ready(void)
 }
 
 /* precopy_info fails: that device fails with PRECOPY_INFO and the callback's errno. */
-static void case_info_fails(void)
+static void info_fails(void)
 {
 	struct vfio_uring_device_status st;
 	const char *msg = "";
@@ -584,7 +585,7 @@ static uint8_t *capture(enum capture_mode mode, size_t *len)
 	vfio_uring_engine_opts_init(&so, VFIO_URING_SOURCE);
 	memcpy(so.uuid, test_uuid, 16);
 	so.chunk_size = 256 << 10;
-	so.flags = mode == PLAIN ? 0 : VFIO_URING_ENGINE_F_PRECOPY;
+	so.flags = (mode == PLAIN ? 0 : VFIO_URING_ENGINE_F_PRECOPY) | test_env_engine_flags();
 	so.precopy_poll_ms = 2;
 	ASSERT(vfio_uring_engine_create(&so, &src) == 0, "source");
 	ASSERT(vfio_uring_engine_add_channel(src, sv[0]) == 0, "channel");
@@ -649,7 +650,7 @@ static unsigned clear_precopy_flags(uint8_t *p, size_t len)
 	return flagged;
 }
 
-static void case_wire(void)
+static void wire(void)
 {
 	size_t plain_len, len;
 	uint8_t *plain = capture(PLAIN, &plain_len), *other;
@@ -675,7 +676,7 @@ static void case_wire(void)
 	free(plain);
 }
 
-static void case_wire_off(void)
+static void wire_off(void)
 {
 	uint64_t deadline = now_ms() + 10000;
 	const char *msg = "";
@@ -707,7 +708,7 @@ static void case_wire_off(void)
 		      "source device %u FAILED (resumable)", i);
 }
 
-static void case_devmodel(void)
+static void device_model(void)
 {
 	struct devmodel_file files[DEVICES];
 	struct vfio_uring_precopy_status st;
@@ -735,9 +736,9 @@ static void case_devmodel(void)
 	}
 	setup(true, 0);
 	start(0);
-	live(10000, 0, true);
+	live_phase(10000, 0, true);
 	CHECK(ready_now && ready_calls == 1, "ready once the initial bytes are read");
-	live(300, 0, false); /* dirty bytes keep coming and move live */
+	live_phase(300, 0, false); /* dirty bytes keep coming and move live */
 	st = precopy_status();
 	CHECK(st.precopy_bytes > 2 * (2 << 20), "initial and dirty bytes moved live: %llu",
 	      (unsigned long long)st.precopy_bytes);
@@ -748,28 +749,17 @@ static void case_devmodel(void)
 	stop_and_finish(0);
 }
 
+#define CASE(f) TEST_CASE(f)
+static const struct test_case cases[] = {
+#include "precopy_cases.h"
+};
+
 int main(int argc, char **argv)
 {
-	static const struct {
-		const char *name;
-		void (*run)(void);
-	} cases[] = { { "initial", case_initial }, { "small-cap", case_small_cap },
-		      { "dirty", case_dirty },
-		      { "overrun", case_overrun }, { "live-cap", case_live_cap },
-		      { "reinit", case_reinit }, { "cancel-in-ready", case_cancel_in_ready },
-		      { "info-fails", case_info_fails },
-		      { "wire", case_wire }, { "wire-off", case_wire_off }, { "devmodel", case_devmodel } };
-	const char *which = argc == 3 && strcmp(argv[1], "--case") == 0 ? argv[2] : NULL;
+	int rc = run_cases(cases, ARRAY_SIZE(cases), argc, argv, false);
 
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		if (!which || strcmp(which, cases[i].name) == 0) {
-			cases[i].run();
-			teardown();
-			printf("precopy %s: %s\n", cases[i].name, check_failures ? "FAIL" : "ok");
-			return check_result();
-		}
-	}
-	fprintf(stderr, "usage: precopy --case initial|small-cap|dirty|overrun|live-cap|reinit|"
-			"cancel-in-ready|info-fails|wire|wire-off|devmodel\n");
-	return 2;
+	if (rc != CASES_RAN)
+		return rc;
+	teardown();
+	return check_result();
 }

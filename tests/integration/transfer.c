@@ -64,41 +64,6 @@ struct config {
 static struct config cfg;
 static struct test_device devs[MAX_DEVICES];
 
-/*
- * VU_TEST_ENGINE_FLAGS=baseline-ring,no-waitall,no-iowq-limits switches optional kernel
- * features off on both sides, so that the whole suite runs on every fallback path (the meson
- * test setups in tests/meson.build set it).
- */
-static unsigned env_engine_flags(void)
-{
-	static const struct {
-		const char *name;
-		unsigned flag;
-	} names[] = {
-		{ "baseline-ring", VFIO_URING_ENGINE_F_BASELINE_RING },
-		{ "no-waitall", VFIO_URING_ENGINE_F_NO_WAITALL },
-		{ "no-iowq-limits", VFIO_URING_ENGINE_F_NO_IOWQ_LIMITS },
-	};
-	const char *env = getenv("VU_TEST_ENGINE_FLAGS");
-	char buf[256];
-	unsigned flags = 0;
-
-	if (!env || !*env)
-		return 0;
-	snprintf(buf, sizeof(buf), "%s", env);
-	for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
-		size_t i;
-
-		for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-			if (strcmp(tok, names[i].name) == 0)
-				break;
-		if (i == sizeof(names) / sizeof(names[0]))
-			FAIL("VU_TEST_ENGINE_FLAGS: unknown feature \"%s\"", tok);
-		flags |= names[i].flag;
-	}
-	return flags;
-}
-
 /* The source's bytes per read: the chunk, or less when the cap cannot hold one per device
  * (the rule documented at vfio_uring_engine_opts.chunk_size). */
 static uint64_t read_size(void)
@@ -256,7 +221,7 @@ int main(int argc, char **argv)
 			       .chunk = VFIO_URING_DEFAULT_CHUNK_SIZE,
 			       .src_cap = VFIO_URING_DEFAULT_BUFFER_CAP,
 			       .dst_cap = VFIO_URING_DEFAULT_BUFFER_CAP };
-	cfg.flags = env_engine_flags();
+	cfg.flags = test_env_engine_flags();
 	if (cfg.flags)
 		printf("engine flags from VU_TEST_ENGINE_FLAGS: 0x%x\n", cfg.flags);
 	while ((opt = getopt_long(argc, argv, "", long_opts, NULL)) != -1) {
